@@ -1,0 +1,1 @@
+"""From-scratch NumPy implementations: the reference the book derives and the assignments ask for."""
