@@ -1,0 +1,60 @@
+"""Time a clean build of the website and a rebuild with no change.
+
+Copies the repository's tracked and new (not ignored) files to a temporary folder, builds
+there with the same strict command as `make book` (so your own _build is left alone), then
+builds again with nothing changed. Targets: rebuild under 15 s; clean build under 5 minutes.
+
+    .venv/bin/python benchmarks/bench_build.py
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = [str(Path(sys.executable).parent / "jupyter-book"), "build", ".", "-W", "-n", "--keep-going"]
+
+
+def copy_tree(dest: Path) -> None:
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout.split("\0")
+    for f in filter(None, files):
+        if (ROOT / f).is_file():
+            (dest / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, dest / f)
+
+
+def timed_build(where: Path) -> float:
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    t0 = time.perf_counter()
+    r = subprocess.run(BUILD, cwd=where, env=env, capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    if r.returncode:
+        sys.exit(f"build failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return dt
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="course-build-") as tmp:
+        where = Path(tmp)
+        copy_tree(where)
+        clean = timed_build(where)
+        rebuild = timed_build(where)
+        pages = len(list((where / "_build" / "html" / "book").glob("*.html")))
+    data = os.environ.get("COURSE_DATA_DIR") or "(unset: chapters fall back to the bundled digits)"
+    print(f"COURSE_DATA_DIR: {data}")
+    print(f"pages built:               {pages}")
+    print(f"clean build:               {clean:7.1f} s   (target < 300 s: {'PASS' if clean < 300 else 'FAIL'})")
+    print(f"rebuild with no change:    {rebuild:7.1f} s   (target < 15 s: {'PASS' if rebuild < 15 else 'FAIL'})")
+
+
+if __name__ == "__main__":
+    main()
