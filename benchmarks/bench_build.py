@@ -52,8 +52,9 @@ def main() -> None:
     data = os.environ.get("COURSE_DATA_DIR") or "(unset: chapters fall back to the bundled digits)"
     print(f"COURSE_DATA_DIR: {data}")
     print(f"pages built:               {pages}")
-    print(f"clean build:               {clean:7.1f} s   (target < 300 s: {'PASS' if clean < 300 else 'FAIL'})")
-    print(f"rebuild with no change:    {rebuild:7.1f} s   (target < 15 s: {'PASS' if rebuild < 15 else 'FAIL'})")
+    for label, seconds, target in [("clean build", clean, 300), ("rebuild with no change", rebuild, 15)]:
+        verdict = "PASS" if seconds < target else "FAIL"
+        print(f"{label + ':':26s} {seconds:7.1f} s   (target < {target} s: {verdict})")
 
 
 if __name__ == "__main__":

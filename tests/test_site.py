@@ -88,7 +88,8 @@ def test_math_is_typeset(page, site_url, path):
         """() => {
         const blocks = Array.from(document.querySelectorAll('main .math'));
         return {math: blocks.length,
-                untypeset: blocks.filter(b => !b.querySelector('mjx-container')).map(b => b.textContent.slice(0, 60)),
+                untypeset: blocks.filter(b => !b.querySelector('mjx-container'))
+                                 .map(b => b.textContent.slice(0, 60)),
                 mathjax: !!window.MathJax};
         }"""
     )
