@@ -1,0 +1,13 @@
+"""Grading tools: the ``course`` command line, nbgrader workspaces and answer-integrity checks.
+
+- ``integrity``: ``assert_from_scratch(fn)`` fails when a student's function delegates to
+  ``course_lib``'s reference code or to torch/scipy/sklearn; hidden tests call it.
+- ``workspace``: a throw-away nbgrader course (gradebook included) outside the repository,
+  submissions in it, ``nbgrader autograde`` and the per-cell scores read back as plain data.
+- ``release``: regenerate exercises/ from solutions/ and verify that the solution scores full
+  marks and the released notebook zero; compare a release with a regenerated one.
+- ``cli``: ``course release`` (and, later, ``course grade`` / ``course check``).
+
+Importing this package is cheap: nbgrader is imported only by the modules that need it, so
+hidden test cells can ``from course_lib.grading.integrity import assert_from_scratch``.
+"""

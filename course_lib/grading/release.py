@@ -1,0 +1,191 @@
+"""Releasing an assignment: exercises/ generated from solutions/, and proof that it grades right.
+
+``generate_exercises(assignment)`` runs ``nbgrader generate_assignment`` in the repository (its
+``nbgrader_config.py`` sets ``no_database``, so no gradebook is written there) and checks that
+the student notebooks carry no outputs. ``verify_release(assignment)`` grades, in a temporary
+workspace outside the repository, the solution (it must score full marks) and the released
+notebook (it must score zero). ``notebook_differences`` compares two versions of a released
+notebook by what matters (cell types, sources, nbgrader metadata), not by timestamps.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from course_lib.grading.workspace import (
+    GradingError,
+    StudentScores,
+    add_submission,
+    find_repo_root,
+    grade_all,
+    prepare_workspace,
+    run_nbgrader,
+)
+
+#: Student ids used by ``verify_release`` for the two reference submissions.
+SOLUTION_STUDENT = "solution"
+RELEASE_STUDENT = "release"
+
+
+class ReleaseError(GradingError):
+    """The released assignment is wrong (stale, with outputs, or grading it gives bad scores)."""
+
+
+@dataclass
+class VerifyReport:
+    """Scores of the solution and of the released notebook, and how long grading took."""
+
+    assignment: str
+    solution: StudentScores
+    release: StudentScores
+    seconds: float
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        s, r = self.solution, self.release
+        return (
+            f"{self.assignment}: solution {s['total']:g}/{s['max']:g}, "
+            f"released notebook {r['total']:g}/{r['max']:g} (graded in {self.seconds:.1f} s)"
+        )
+
+
+def notebook_names(assignment: str, repo_root: Path | str | None = None) -> list[str]:
+    """Names (without .ipynb) of the assignment's source notebooks in solutions/."""
+    root = Path(repo_root or find_repo_root())
+    return sorted(p.stem for p in (root / "solutions" / assignment).glob("*.ipynb"))
+
+
+def generate_exercises(assignment: str, repo_root: Path | str | None = None) -> list[Path]:
+    """Regenerate exercises/<assignment>/ from solutions/<assignment>/ with nbgrader.
+
+    Fails if a gradebook appears in the repository or a released notebook has outputs.
+    Returns the released notebooks.
+    """
+    root = Path(repo_root or find_repo_root()).resolve()
+    if not notebook_names(assignment, root):
+        raise ReleaseError(f"no notebook in {root / 'solutions' / assignment}")
+    db = root / "gradebook.db"
+    had_db = db.exists()
+    run_nbgrader(["generate_assignment", assignment, "--force"], cwd=root, timeout=300)
+    if db.exists() and not had_db:
+        db.unlink()
+        raise ReleaseError(
+            f"nbgrader wrote {db}: the repository's nbgrader_config.py must set "
+            "c.GenerateAssignment.no_database = True (grading happens in temporary workspaces)"
+        )
+    released = sorted((root / "exercises" / assignment).glob("*.ipynb"))
+    for path in released:
+        dirty = cells_with_outputs(nbformat.read(str(path), as_version=4))
+        if dirty:
+            raise ReleaseError(f"{path} has outputs in cells {dirty}: enable ClearOutput")
+    return released
+
+
+def cells_with_outputs(nb: nbformat.NotebookNode) -> list[str]:
+    """Ids (or indices) of code cells that carry outputs or an execution count."""
+    return [
+        str(cell.get("id", i))
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count"))
+    ]
+
+
+def _essence(cell: Any) -> dict[str, Any]:
+    return {
+        "cell_type": cell.cell_type,
+        "source": cell.source,
+        "nbgrader": dict(cell.get("metadata", {}).get("nbgrader", {})),
+    }
+
+
+def notebook_differences(
+    expected: nbformat.NotebookNode | Path | str, actual: nbformat.NotebookNode | Path | str
+) -> list[str]:
+    """How ``actual`` differs from ``expected`` in cell types, sources and nbgrader metadata."""
+    a = nbformat.read(str(expected), as_version=4) if isinstance(expected, (str, Path)) else expected
+    b = nbformat.read(str(actual), as_version=4) if isinstance(actual, (str, Path)) else actual
+    diffs = []
+    if len(a.cells) != len(b.cells):
+        diffs.append(f"{len(b.cells)} cells instead of {len(a.cells)}")
+    for i, (ca, cb) in enumerate(zip(a.cells, b.cells, strict=False)):
+        ea, eb = _essence(ca), _essence(cb)
+        for key in ea:
+            if ea[key] != eb[key]:
+                label = ea["nbgrader"].get("grade_id") or ca.get("id") or i
+                diffs.append(f"cell {i} ({label}): {key} differs")
+    kernel_a = a.metadata.get("kernelspec", {}).get("name")
+    kernel_b = b.metadata.get("kernelspec", {}).get("name")
+    if kernel_a != kernel_b:
+        diffs.append(f"kernelspec {kernel_b!r} instead of {kernel_a!r}")
+    return diffs
+
+
+def verify_release(
+    assignment: str,
+    repo_root: Path | str | None = None,
+    *,
+    workdir: Path | str | None = None,
+    keep: bool = False,
+) -> VerifyReport:
+    """Grade the solution and the committed exercises notebook in a temporary workspace.
+
+    The solution must score full marks (and more than 0 points must exist); the released
+    notebook must score 0. Problems are listed in the report (``report.ok``); a workspace
+    that cannot be built or graded raises GradingError.
+    """
+    root = Path(repo_root or find_repo_root()).resolve()
+    temporary = workdir is None
+    ws_root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"course-{assignment}-"))
+    try:
+        ws = prepare_workspace(ws_root, assignment, repo_root=root)
+        for name in notebook_names(assignment, root):
+            released = root / "exercises" / assignment / f"{name}.ipynb"
+            if not released.is_file():
+                raise ReleaseError(f"{released} is missing: run `course release {assignment}`")
+            add_submission(ws, SOLUTION_STUDENT, root / "solutions" / assignment / f"{name}.ipynb", name)
+            add_submission(ws, RELEASE_STUDENT, released, name)
+        start = time.perf_counter()
+        scores = grade_all(ws)
+        seconds = time.perf_counter() - start
+    finally:
+        if temporary and not keep:
+            shutil.rmtree(ws_root, ignore_errors=True)
+    report = VerifyReport(assignment, scores[SOLUTION_STUDENT], scores[RELEASE_STUDENT], seconds)
+    report.problems = score_problems(report.solution, report.release)
+    return report
+
+
+def score_problems(solution: StudentScores, release: StudentScores) -> list[str]:
+    """Why these scores are wrong for a release: the solution below full marks (or nothing to
+    score), or the released notebook above zero. Empty when all is well."""
+    problems = []
+    if solution["max"] <= 0 or not solution["cells"]:
+        problems.append("the assignment has no graded cells with points")
+    lost = {k: v for k, v in solution["cells"].items() if v[0] != v[1]}
+    if solution["total"] != solution["max"] or lost:
+        problems.append(
+            f"the solution scores {solution['total']:g}/{solution['max']:g}, not full marks; "
+            f"cells below full marks: {_cells(lost)}"
+        )
+    earned = {k: v for k, v in release["cells"].items() if v[0] != 0}
+    if release["total"] != 0 or earned:
+        problems.append(
+            f"the released notebook scores {release['total']:g}/{release['max']:g}, not 0; "
+            f"cells that give points to an empty answer: {_cells(earned)}"
+        )
+    return problems
+
+
+def _cells(cells: dict[str, tuple[float, float]]) -> str:
+    return ", ".join(f"{k} {s:g}/{m:g}" for k, (s, m) in cells.items()) or "none"
