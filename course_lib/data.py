@@ -15,6 +15,7 @@ import hashlib
 import os
 import tempfile
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,8 +73,14 @@ def read_idx(path: str | Path) -> NDArray[np.uint8]:
     path = Path(path)
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise CorruptFileError(f"{path} is not a readable gzip file ({e}); delete it and fetch it again") from e
+    except EOFError as e:  # the gzip stream stops before its end marker: a cut-off download
+        raise CorruptFileError(
+            f"{path} is truncated: the gzip data ends early ({e}); delete it and fetch it again"
+        ) from e
+    except (OSError, zlib.error) as e:  # BadGzipFile is an OSError; zlib.error: damaged data
+        raise CorruptFileError(
+            f"{path} is not a readable gzip file ({e}); delete it and fetch it again"
+        ) from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise CorruptFileError(f"{path} is not an IDX file of unsigned bytes (bad magic number {raw[:4]!r})")
     ndim = raw[3]

@@ -1,8 +1,12 @@
 """Mini-batch training for the NumPy and the torch MLPs, with a ``History`` of every epoch.
 
 ``fit`` shuffles with a seeded NumPy Generator, so the NumPy and torch models see the same
-batches. Its progress bar (tqdm) shows in a terminal and stays quiet in tests, page builds and
-notebooks unless asked for (``progress=True``) or forced with ``COURSE_PROGRESS=1``.
+batches. Batches follow ``torch.utils.data.DataLoader(shuffle=True)``: ``batch_size`` rows each,
+the last one smaller when ``batch_size`` does not divide N (``drop_last=False``); an epoch's
+``train_loss`` weights each batch's mean loss by its size, so it is the mean per-example loss.
+
+Its progress bar (tqdm) shows in a terminal and stays quiet in tests, page builds and notebooks
+unless asked for (``progress=True``) or forced with ``COURSE_PROGRESS=1``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ class History:
     """Per-epoch metrics; ``seconds`` is the training time of each epoch (evaluation excluded)."""
 
     epoch: list[int] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)  # mean batch loss over the epoch
+    train_loss: list[float] = field(default_factory=list)  # mean loss per example over the epoch
     train_acc: list[float] = field(default_factory=list)  # accuracy on the whole training set
     val_loss: list[float] = field(default_factory=list)
     val_acc: list[float] = field(default_factory=list)
@@ -87,18 +91,20 @@ def fit(
     bar = tqdm(range(1, epochs + 1), desc="epochs", disable=not progress_enabled(progress), leave=False)
     for epoch in bar:
         order = rng.permutation(len(X))
+        batches = [order[i : i + batch_size] for i in range(0, len(X), batch_size)]
         t0 = time.perf_counter()
-        batch_losses = [step(X[idx], y[idx]) for idx in np.array_split(order, max(1, len(X) // batch_size))]
+        batch_losses = [step(X[idx], y[idx]) for idx in batches]
         hist.seconds.append(time.perf_counter() - t0)
         hist.epoch.append(epoch)
-        hist.train_loss.append(float(np.mean(batch_losses)))
+        hist.train_loss.append(float(np.average(batch_losses, weights=[len(b) for b in batches])))
         if eval_train:
             hist.train_acc.append(evaluate(X, y)[1])
         if X_val is not None:
             vl, va = evaluate(X_val, y_val)
             hist.val_loss.append(vl)
             hist.val_acc.append(va)
-        bar.set_postfix(loss=f"{hist.train_loss[-1]:.3f}", val_acc=f"{hist.val_acc[-1]:.3f}" if hist.val_acc else "-")
+        val_acc = f"{hist.val_acc[-1]:.3f}" if hist.val_acc else "-"
+        bar.set_postfix(loss=f"{hist.train_loss[-1]:.3f}", val_acc=val_acc)
     return hist
 
 
@@ -129,7 +135,10 @@ def _torch_fns(model, lr, optimizer):
     opt = optimizer or torch.optim.SGD(model.parameters(), lr=lr)
 
     def tensors(Xe, ye):
-        return (torch.as_tensor(Xe, dtype=p.dtype, device=p.device), torch.as_tensor(ye, device=p.device))
+        return (  # class ids as int64 (F.cross_entropy's "Long"), whatever int type y has
+            torch.as_tensor(Xe, dtype=p.dtype, device=p.device),
+            torch.as_tensor(ye, dtype=torch.long, device=p.device),
+        )
 
     def step(xb, yb):
         xb, yb = tensors(xb, yb)
@@ -145,6 +154,7 @@ def _torch_fns(model, lr, optimizer):
         model.eval()
         xe, ye = tensors(Xe, ye)
         logits = model(xe)
-        return F.cross_entropy(logits, ye).item(), (logits.argmax(1) == ye).float().mean().item()
+        # accuracy as count / N, exactly as the NumPy side (a float32 mean is off by ~1e-8)
+        return F.cross_entropy(logits, ye).item(), (logits.argmax(1) == ye).sum().item() / len(ye)
 
     return step, evaluate

@@ -44,26 +44,31 @@ def uniform(fan_in: int, fan_out: int, limit: float, rng: np.random.Generator) -
 
 def xavier_normal(fan_in: int, fan_out: int, rng: np.random.Generator, gain: float = 1.0) -> Array:
     """W ~ N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out))."""
+    _check(fan_in, fan_out)  # before the scale divides by a fan
     return normal(fan_in, fan_out, gain * np.sqrt(2.0 / (fan_in + fan_out)), rng)
 
 
 def xavier_uniform(fan_in: int, fan_out: int, rng: np.random.Generator, gain: float = 1.0) -> Array:
     """W ~ U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)) (same variance as xavier_normal)."""
+    _check(fan_in, fan_out)  # before the scale divides by a fan
     return uniform(fan_in, fan_out, gain * np.sqrt(6.0 / (fan_in + fan_out)), rng)
 
 
 def he_normal(fan_in: int, fan_out: int, rng: np.random.Generator, gain: float = 1.0) -> Array:
     """W ~ N(0, std^2), std = gain * sqrt(2 / fan_in)."""
+    _check(fan_in, fan_out)  # before the scale divides by a fan
     return normal(fan_in, fan_out, gain * np.sqrt(2.0 / fan_in), rng)
 
 
 def he_uniform(fan_in: int, fan_out: int, rng: np.random.Generator, gain: float = 1.0) -> Array:
     """W ~ U(-a, a), a = gain * sqrt(6 / fan_in)."""
+    _check(fan_in, fan_out)  # before the scale divides by a fan
     return uniform(fan_in, fan_out, gain * np.sqrt(6.0 / fan_in), rng)
 
 
 def lecun_normal(fan_in: int, fan_out: int, rng: np.random.Generator, gain: float = 1.0) -> Array:
     """W ~ N(0, std^2), std = gain * sqrt(1 / fan_in) (LeCun et al. 1998)."""
+    _check(fan_in, fan_out)  # before the scale divides by a fan
     return normal(fan_in, fan_out, gain * np.sqrt(1.0 / fan_in), rng)
 
 

@@ -50,7 +50,7 @@ class MLP:
         self.init = init or DEFAULT_INIT[activation]
         self.dtype = dtype
         self.params: dict[str, Array] = {}
-        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
+        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True), start=1):
             self.params[f"W{i}"] = initializers.get(self.init, fan_in, fan_out, rng).astype(dtype)
             self.params[f"b{i}"] = np.zeros(fan_out, dtype=dtype)
             if activation == "prelu" and i < self.n_layers:

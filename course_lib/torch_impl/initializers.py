@@ -39,6 +39,8 @@ def get(
 ) -> Tensor:
     """A (fan_in, fan_out) tensor: a name from ``_RULES``, ``"zeros"`` or ``"normal:STD"``."""
     shape = (int(fan_in), int(fan_out))
+    if min(shape) < 1:
+        raise ValueError(f"fan_in and fan_out must be positive, got {fan_in}, {fan_out}")
     if name == "zeros":
         return torch.zeros(shape, dtype=dtype)
     if name.startswith("normal:"):

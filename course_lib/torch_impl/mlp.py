@@ -26,14 +26,16 @@ class MLP(nn.Module):
         device: str | torch.device = "cpu",
     ) -> None:
         super().__init__()
+        if len(sizes) < 2 or any(int(s) < 1 for s in sizes):  # the NumPy MLP's checks
+            raise ValueError(f"sizes must be at least [inputs, outputs] of positive ints, got {sizes}")
         if activation not in MODULES:
             raise ValueError(f"unknown activation {activation!r}; choose from {sorted(MODULES)}")
         if isinstance(generator, int):
             generator = torch.Generator().manual_seed(generator)
-        self.sizes, self.activation = list(sizes), activation
+        self.sizes, self.activation = [int(s) for s in sizes], activation
         self.init = init or DEFAULT_INIT[activation]
         modules: list[nn.Module] = []
-        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
+        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True), start=1):
             modules.append(init_linear(nn.Linear(fan_in, fan_out, dtype=dtype), self.init, generator))
             if i < len(self.sizes) - 1:
                 modules.append(MODULES[activation]().to(dtype))

@@ -1,0 +1,298 @@
+"""The NumPy MLP: gradient checks, parity with the torch MLP, SGD against torch.optim.SGD.
+
+* ``loss_and_grads`` against central differences (``check_model_gradients``) for every
+  activation and 1 to 4 hidden layers, float64;
+* the torch MLP loaded with the same weights gives the same loss, logits and gradients;
+* ``numpy_impl.optimizers.SGD`` (momentum, Nesterov, weight decay) takes the same steps as
+  ``torch.optim.SGD``;
+* construction and input errors; ``gradient_norms``; XOR is learned.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from numpy.testing import assert_allclose, assert_array_equal
+
+from course_lib.data import make_xor
+from course_lib.gradcheck import check_model_gradients
+from course_lib.numpy_impl import activations as A
+from course_lib.numpy_impl.mlp import MLP
+from course_lib.numpy_impl.optimizers import SGD
+from course_lib.torch_impl.mlp import MLP as TorchMLP
+from course_lib.training import fit
+
+ACTIVATIONS = sorted(A.ACTIVATIONS)  # elu leaky_relu prelu relu sigmoid tanh
+# The step of the central differences. Its error is rounding, about eps * |L| / h, plus
+# truncation, about h^2 |L'''|. With h = 1e-6 (check_model_gradients' default) the rounding
+# part is ~1e-10 in absolute terms, which is a relative error above 1e-6 on the smallest
+# gradient entries of the deep nets here (|g| ~ 2e-6: sigmoid's vanishing gradient, units
+# in leaky_relu's 0.01 slope). With h = 1e-4 rounding is ~1e-12 and truncation ~1e-8
+# relative: every relative error below is < 5e-7 while the bound stays 1e-6.
+H = 1e-4
+
+
+def sizes_for(depth: int, D: int = 4, width: int = 5, C: int = 3) -> list[int]:
+    return [D] + [width] * depth + [C]
+
+
+def randomize(model: MLP, rng: np.random.Generator) -> MLP:
+    """Non-zero biases and a different PReLU slope per layer, so a mix-up of layers shows."""
+    for k, p in model.params.items():
+        if k.startswith("b"):
+            p[...] = rng.normal(0, 0.5, size=p.shape)
+        elif k.startswith("alpha"):
+            p[...] = rng.uniform(0.05, 0.5)
+    return model
+
+
+def pre_activations(model: MLP, x: np.ndarray) -> list[np.ndarray]:
+    """z_i = h_{i-1} @ W_i + b_i of every hidden layer."""
+    out, h = [], x
+    f = A.ACTIVATIONS[model.activation][0]
+    for i in range(1, model.n_layers):
+        z = h @ model.params[f"W{i}"] + model.params[f"b{i}"]
+        out.append(z)
+        h = f(z, model.params[f"alpha{i}"]) if model.activation == "prelu" else f(z)
+    return out
+
+
+def problem_away_from_kinks(activation: str, depth: int, N: int = 6):
+    """A model and a batch whose hidden pre-activations all lie at least 1e-2 from 0.
+
+    Central differences straddle the kink of relu, leaky_relu, prelu (and elu's second
+    derivative) when a pre-activation is within about h * |input| of 0; then the numerical
+    gradient is an average of the two one-sided slopes and no backward can match it. So the
+    seeds are chosen (deterministically, the first that works) so that no pre-activation is
+    that close: a parameter step of h = 1e-4 moves a pre-activation by under 1e-3 here.
+    """
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        model = randomize(MLP(sizes_for(depth), activation, rng=seed), rng)
+        x = rng.normal(size=(N, model.sizes[0]))
+        y = rng.integers(0, model.sizes[-1], size=N)
+        if all(np.abs(z).min() > 1e-2 for z in pre_activations(model, x)):
+            return model, x, y
+    raise AssertionError("no seed gives pre-activations away from 0")  # pragma: no cover
+
+
+# ------------------------------------------------------------------------------ gradient checks
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_loss_and_grads_pass_gradient_check(activation, depth):
+    model, x, y = problem_away_from_kinks(activation, depth)
+    errors = check_model_gradients(model, x, y, h=H)
+    expected = {f"{k}{i}" for i in range(1, depth + 2) for k in "Wb"}
+    if activation == "prelu":
+        expected |= {f"alpha{i}" for i in range(1, depth + 1)}
+    assert set(errors) == expected
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < 1e-6, f"{worst}: rel error {errors[worst]:.2e}"
+
+
+def test_gradient_check_catches_a_wrong_backward():
+    """The check itself can fail: halve one gradient and the error is large."""
+    model, x, y = problem_away_from_kinks("tanh", 2)
+    real = model.loss_and_grads
+
+    def broken(xb, yb):
+        loss, grads = real(xb, yb)
+        grads["W2"] = grads["W2"] * 0.5
+        return loss, grads
+
+    model.loss_and_grads = broken
+    errors = check_model_gradients(model, x, y, h=H)
+    assert errors["W2"] > 0.1
+    assert errors["W1"] < 1e-6
+
+
+# -------------------------------------------------------------------------- NumPy == torch MLP
+
+
+def torch_twin(model: MLP) -> TorchMLP:
+    return TorchMLP(model.sizes, model.activation, dtype=torch.float64).load_numpy_params(model.params)
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_torch_mlp_gives_same_loss_and_grads(activation, depth):
+    rng = np.random.default_rng(depth)
+    model = randomize(MLP(sizes_for(depth, D=7, width=6, C=4), activation, rng=1), rng)
+    x, y = rng.normal(size=(9, 7)), rng.integers(0, 4, size=9)
+    loss, grads = model.loss_and_grads(x, y)
+
+    tm = torch_twin(model)
+    logits = tm(torch.tensor(x))
+    assert_allclose(logits.detach().numpy(), model.forward(x), rtol=1e-12, atol=1e-13)
+    tloss = F.cross_entropy(logits, torch.tensor(y))
+    tloss.backward()
+    assert_allclose(loss, tloss.item(), rtol=1e-12, atol=1e-14)
+    tgrads = tm.numpy_grads()
+    assert set(tgrads) == set(grads)
+    for k in grads:
+        assert tgrads[k].shape == np.shape(grads[k]), k
+        assert_allclose(grads[k], tgrads[k], rtol=1e-10, atol=1e-13, err_msg=k)
+
+
+def test_load_numpy_params_layout():
+    model = randomize(MLP([3, 4, 2], "prelu", rng=0), np.random.default_rng(0))
+    tm = torch_twin(model)
+    lin1, lin2 = tm.linears
+    assert lin1.weight.shape == (4, 3)  # torch: (out, in)
+    assert_array_equal(lin1.weight.detach().numpy(), model.params["W1"].T)
+    assert_array_equal(lin2.bias.detach().numpy(), model.params["b2"])
+    prelu = [m for m in tm.net if isinstance(m, torch.nn.PReLU)][0]
+    assert_allclose(prelu.weight.item(), float(model.params["alpha1"]), rtol=0)
+
+
+# ------------------------------------------------------------------------------------------ SGD
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(lr=0.1),
+        dict(lr=0.05, momentum=0.9),
+        dict(lr=0.05, momentum=0.9, nesterov=True),
+        dict(lr=0.1, weight_decay=0.01),
+        dict(lr=0.03, momentum=0.8, nesterov=True, weight_decay=0.05),
+    ],
+)
+def test_sgd_matches_torch_optim_sgd(kw):
+    rng = np.random.default_rng(0)
+    params = {"W1": rng.normal(size=(3, 4)), "b1": rng.normal(size=4), "alpha1": np.array(0.25)}
+    tparams = {k: torch.tensor(v.copy(), requires_grad=True) for k, v in params.items()}
+    opt, topt = SGD(**kw), torch.optim.SGD(list(tparams.values()), **kw)
+    ids = {k: id(v) for k, v in params.items()}
+    for _ in range(5):
+        grads = {k: rng.normal(size=v.shape) for k, v in params.items()}
+        opt.step(params, grads)
+        for k, t in tparams.items():
+            t.grad = torch.tensor(grads[k])
+        topt.step()
+        for k in params:
+            assert_allclose(params[k], tparams[k].detach().numpy(), rtol=1e-12, atol=1e-14, err_msg=k)
+    assert {k: id(v) for k, v in params.items()} == ids, "SGD must update the arrays in place"
+
+
+def test_sgd_does_not_modify_grads():
+    params, grads = {"w": np.ones(3)}, {"w": np.full(3, 2.0)}
+    SGD(lr=0.1, momentum=0.9, weight_decay=0.1).step(params, grads)
+    assert_array_equal(grads["w"], 2.0)
+    assert_allclose(params["w"], 1 - 0.1 * (2.0 + 0.1))
+
+
+def test_training_steps_match_torch_mlp():
+    """Three SGD-with-momentum steps of the whole NumPy MLP = the torch MLP's."""
+    rng = np.random.default_rng(5)
+    model = randomize(MLP([5, 6, 6, 3], "prelu", rng=2), rng)
+    tm = torch_twin(model)
+    opt = SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
+    topt = torch.optim.SGD(tm.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
+    for _ in range(3):
+        x, y = rng.normal(size=(8, 5)), rng.integers(0, 3, size=8)
+        loss, grads = model.loss_and_grads(x, y)
+        opt.step(model.params, grads)
+        topt.zero_grad()
+        tloss = F.cross_entropy(tm(torch.tensor(x)), torch.tensor(y))
+        tloss.backward()
+        topt.step()
+        assert_allclose(loss, tloss.item(), rtol=1e-12)
+    ref = torch_twin(model)  # the NumPy weights after 3 steps, in torch layout
+    for a, b in zip(tm.parameters(), ref.parameters(), strict=True):
+        assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+# -------------------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("sizes", [[4], [], [4, 0, 2], [4, -3, 2]])
+def test_bad_sizes(sizes):
+    with pytest.raises(ValueError, match="sizes must be at least"):
+        MLP(sizes)
+    with pytest.raises(ValueError, match="sizes must be at least"):
+        TorchMLP(sizes)
+
+
+def test_unknown_activation_lists_the_choices():
+    with pytest.raises(ValueError, match=r"unknown activation 'swish'; choose from \['elu'"):
+        MLP([2, 3, 2], "swish")
+    with pytest.raises(ValueError, match=r"unknown activation 'swish'"):
+        TorchMLP([2, 3, 2], "swish")
+
+
+def test_unknown_initializer():
+    with pytest.raises(ValueError, match=r"unknown initializer 'glorot'.*xavier_normal"):
+        MLP([2, 3, 2], "relu", init="glorot")
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (4,), (2, 4, 1)])
+def test_wrong_input_shape(shape):
+    model = MLP([4, 3, 2])
+    with pytest.raises(ValueError, match=r"expects inputs of shape \(N, 4\), got"):
+        model.forward(np.zeros(shape))
+    with pytest.raises(ValueError, match=r"expects inputs of shape \(N, 4\)"):
+        model.loss_and_grads(np.zeros(shape), np.zeros(len(shape), dtype=int))
+
+
+# ---------------------------------------------------------------------------- the rest of MLP
+
+
+def test_parameters_shapes_and_dtype():
+    m = MLP([4, 5, 6, 3], "prelu", dtype=np.float32)
+    assert {k: np.shape(v) for k, v in m.params.items()} == {
+        "W1": (4, 5),
+        "b1": (5,),
+        "alpha1": (),
+        "W2": (5, 6),
+        "b2": (6,),
+        "alpha2": (),
+        "W3": (6, 3),
+        "b3": (3,),
+    }
+    assert all(v.dtype == np.float32 for v in m.params.values())
+    assert_array_equal(m.params["alpha1"], 0.25)
+    assert m.n_layers == 3
+    x, y = np.random.default_rng(0).normal(size=(7, 4)), np.arange(7) % 3
+    loss, grads = m.loss_and_grads(x, y)  # float64 x is cast to the model's float32
+    assert m.forward(x).dtype == np.float32
+    assert all(g.dtype == np.float32 for g in grads.values()), {k: g.dtype for k, g in grads.items()}
+    assert [h.shape for h in m.hidden_activations(x)] == [(7, 5), (7, 6)]
+    assert m.predict(x).shape == (7,)
+    assert 0.0 <= m.accuracy(x, y) <= 1.0
+    assert_allclose(m.loss(x, y), loss, rtol=1e-6)
+
+
+def test_same_seed_same_model():
+    a, b, c = MLP([4, 5, 3], rng=3), MLP([4, 5, 3], rng=3), MLP([4, 5, 3], rng=4)
+    for k in a.params:
+        assert_array_equal(a.params[k], b.params[k])
+    assert not np.array_equal(a.params["W1"], c.params["W1"])
+
+
+@pytest.mark.parametrize("depth", [1, 4])
+def test_gradient_norms_one_per_layer(depth):
+    model, x, y = problem_away_from_kinks("sigmoid", depth)
+    norms = model.gradient_norms(x, y)
+    assert len(norms) == model.n_layers == depth + 1
+    _, grads = model.loss_and_grads(x, y)
+    assert_allclose(norms, [np.linalg.norm(grads[f"W{i}"]) for i in range(1, depth + 2)], rtol=1e-12)
+    assert all(isinstance(n, float) and n > 0 for n in norms)
+
+
+def test_xor_is_learned():
+    X, y = make_xor(n_per_corner=50, noise=0.15, rng=0)
+    model = MLP([2, 16, 16, 2], "relu", rng=0)
+    hist = fit(
+        model, X, y, epochs=100, batch_size=20, optimizer=SGD(lr=0.1, momentum=0.9), rng=0, progress=False
+    )
+    assert hist.train_loss[-1] < hist.train_loss[0]
+    assert model.accuracy(X, y) > 0.95
+    # and a linear model cannot: no straight line separates XOR
+    linear = MLP([2, 2], "relu", rng=0)
+    fit(linear, X, y, epochs=100, batch_size=20, optimizer=SGD(lr=0.1, momentum=0.9), rng=0, progress=False)
+    assert linear.accuracy(X, y) < 0.8
