@@ -1,0 +1,298 @@
+"""Helpers for the end-to-end tests of any assignment (``tests/test_assignment_NN.py``).
+
+An assignment test declares its contract (graded cells and points), plausible wrong answers and
+delegating answers, then uses these helpers to
+
+* read notebooks and find cells by nbgrader ``grade_id``;
+* build fake students from the solution: ``replace_solution`` swaps the code of one answer's
+  ``### BEGIN SOLUTION`` region, ``replace_cell`` a whole answer cell;
+* run a notebook in process (fast, a kernel-like namespace) and see which test cells fail;
+* check the notebooks' structure: points match the contract, one solution region per answer,
+  every test cell (with and without its hidden tests) ends in ``assert ..., message``, hidden
+  tests use other seeds and run the integrity check, notebooks are clean and python3;
+* grade a whole class with real nbgrader in one workspace and one autograde run, and compare
+  per-cell scores with ``expected_cells``.
+
+Generalised from ``tests/test_assignments.py`` (assignment 01), which predates this module.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import functools
+import re
+import textwrap
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from threadpoolctl import threadpool_limits
+
+ROOT = Path(__file__).resolve().parents[1]
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+INTEGRITY_CALL = "_assert_from_scratch("
+
+
+# --- reading notebooks ---------------------------------------------------------------------------
+
+
+def read(path: Path) -> nbformat.NotebookNode:
+    """A private copy of the notebook at ``path`` (parsed once per test session)."""
+    return copy.deepcopy(_read_cached(Path(path)))
+
+
+@functools.lru_cache
+def _read_cached(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(str(path), as_version=4)
+
+
+def nbgrader_meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def cell_by_id(nb: nbformat.NotebookNode, grade_id: str):
+    found = [c for c in nb.cells if nbgrader_meta(c).get("grade_id") == grade_id]
+    assert len(found) == 1, f"expected one cell with grade_id {grade_id!r}, found {len(found)}"
+    return found[0]
+
+
+def graded_points(nb: nbformat.NotebookNode) -> dict[str, float]:
+    """{test cell grade_id: points} of every graded cell, in notebook order."""
+    graded = [nbgrader_meta(c) for c in nb.cells if nbgrader_meta(c).get("grade")]
+    return {meta["grade_id"]: meta.get("points") for meta in graded}
+
+
+def answer_ids(nb: nbformat.NotebookNode) -> list[str]:
+    """grade_ids of the answer (solution) cells, in notebook order."""
+    return [nbgrader_meta(c)["grade_id"] for c in nb.cells if nbgrader_meta(c).get("solution")]
+
+
+# --- fake students -------------------------------------------------------------------------------
+
+
+def replace_solution(nb: nbformat.NotebookNode, grade_id: str, code: str) -> nbformat.NotebookNode:
+    """A copy of ``nb`` whose ``grade_id`` cell has ``code`` instead of its solution region.
+
+    ``code`` is re-indented to the ``### BEGIN SOLUTION`` line; the markers go, as in a student's
+    notebook. The lines around the region (``def ...:`` and the docstring) are kept.
+    """
+    nb = copy.deepcopy(nb)
+    cell = cell_by_id(nb, grade_id)
+    lines = cell.source.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip() == BEGIN]
+    ends = [i for i, line in enumerate(lines) if line.strip() == END]
+    assert len(starts) == len(ends) == 1, f"{grade_id} must have one solution region"
+    indent = lines[starts[0]][: len(lines[starts[0]]) - len(lines[starts[0]].lstrip())]
+    body = [indent + line if line else line for line in textwrap.dedent(code).strip("\n").splitlines()]
+    cell.source = "\n".join(lines[: starts[0]] + body + lines[ends[0] + 1 :])
+    return nb
+
+
+def replace_cell(nb: nbformat.NotebookNode, grade_id: str, source: str) -> nbformat.NotebookNode:
+    """A copy of ``nb`` whose ``grade_id`` cell is ``source`` (module-level imports included)."""
+    nb = copy.deepcopy(nb)
+    cell_by_id(nb, grade_id).source = textwrap.dedent(source).strip("\n")
+    return nb
+
+
+@dataclass(frozen=True)
+class FakeAnswer:
+    """One fake student's deviation from the solution, and the test cells it must fail.
+
+    ``kind="solution"`` replaces the solution region of ``grade_id`` with ``code``;
+    ``kind="cell"`` replaces the whole cell (for answers that import or define helpers).
+    """
+
+    grade_id: str
+    code: str
+    fails: frozenset[str]
+    kind: str = "solution"
+
+    def apply(self, nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+        if self.kind == "solution":
+            return replace_solution(nb, self.grade_id, self.code)
+        if self.kind == "cell":
+            return replace_cell(nb, self.grade_id, self.code)
+        raise ValueError(f"unknown kind {self.kind!r}")
+
+
+def wrong(grade_id: str, code: str, *fails: str) -> FakeAnswer:
+    """A plausible wrong answer: the solution region of ``grade_id`` becomes ``code``."""
+    return FakeAnswer(grade_id, code, frozenset(fails), "solution")
+
+
+def delegating(grade_id: str, source: str, *fails: str) -> FakeAnswer:
+    """A right answer that calls a library: the whole ``grade_id`` cell becomes ``source``."""
+    return FakeAnswer(grade_id, source, frozenset(fails), "cell")
+
+
+def build_class(
+    solution: nbformat.NotebookNode, cases: Mapping[str, FakeAnswer], prefix: str = ""
+) -> dict[str, nbformat.NotebookNode]:
+    """{student id: notebook}: one fake student per case, built from ``solution``."""
+    return {f"{prefix}{name}": case.apply(solution) for name, case in cases.items()}
+
+
+# --- running in process --------------------------------------------------------------------------
+
+
+def run_in_process(nb: nbformat.NotebookNode) -> dict[str, BaseException | None]:
+    """Execute the code cells in one ``__main__``-like namespace, as a kernel would, and
+    return {test cell id: the exception it raised, or None}. Errors do not stop the run."""
+    ns: dict = {"__name__": "__main__"}
+    results: dict[str, BaseException | None] = {}
+    with threadpool_limits(1):  # small matrices: BLAS threads only contend (as in grading)
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            error = None
+            try:
+                exec(compile(cell.source, f"<cell {cell.get('id')}>", "exec"), ns)  # noqa: S102
+            except Exception as err:  # a failing cell, as nbgrader records it
+                error = err
+            meta = nbgrader_meta(cell)
+            if meta.get("grade"):
+                results[meta["grade_id"]] = error
+    return results
+
+
+def timed_run(nb: nbformat.NotebookNode) -> tuple[dict[str, BaseException | None], float]:
+    start = time.perf_counter()
+    results = run_in_process(nb)
+    return results, time.perf_counter() - start
+
+
+def failing(results: Mapping[str, BaseException | None]) -> set[str]:
+    return {k for k, v in results.items() if v is not None}
+
+
+def expected_cells(
+    points: Mapping[str, float], lost: set[str] | frozenset[str]
+) -> dict[str, tuple[float, float]]:
+    """The per-cell (score, max) nbgrader should report when exactly the ``lost`` cells fail."""
+    return {t: (0.0 if t in lost else float(p), float(p)) for t, p in points.items()}
+
+
+# --- structure checks ----------------------------------------------------------------------------
+
+
+def last_statement_is_assert_with_message(source: str) -> bool:
+    body = ast.parse(source).body
+    return bool(body) and isinstance(body[-1], ast.Assert) and body[-1].msg is not None
+
+
+def strip_hidden(source: str) -> str:
+    """The test cell as a student sees it (nbgrader removes the hidden region)."""
+    return re.sub(rf"{HIDDEN_BEGIN}.*?{HIDDEN_END}\n?", "", source, flags=re.S)
+
+
+def seeds(source: str) -> set[str]:
+    return set(re.findall(r"default_rng\((\d+)\)", source))
+
+
+def check_test_cell(source: str, test_id: str, require_integrity: bool = True) -> list[str]:
+    """Why a test cell breaks the assignment rules (empty: it follows them)."""
+    problems = []
+    if not (source.count(HIDDEN_BEGIN) == source.count(HIDDEN_END) == 1):
+        return [f"{test_id}: needs exactly one hidden-tests region"]
+    visible = strip_hidden(source)
+    if not last_statement_is_assert_with_message(source):
+        problems.append(f"{test_id} must end in `assert ..., message`")
+    if not last_statement_is_assert_with_message(visible):
+        problems.append(f"{test_id} as students see it (no hidden tests) must end in `assert ..., message`")
+    hidden = source[source.index(HIDDEN_BEGIN) :]
+    shared = seeds(hidden) & seeds(visible)
+    if shared:
+        problems.append(f"{test_id}: hidden tests reuse the visible seeds {sorted(shared)}: use other inputs")
+    if require_integrity and INTEGRITY_CALL not in hidden:
+        problems.append(f"{test_id}: hidden tests must call _assert_from_scratch on the answer")
+    return problems
+
+
+def notebook_problems(nb: nbformat.NotebookNode, name: str = "notebook") -> list[str]:
+    """nbformat 4, python3 kernel, no outputs, every code cell with nbgrader metadata an answer or locked."""
+    from course_lib.grading.release import cells_with_outputs
+
+    problems = []
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError as err:
+        problems.append(f"{name}: invalid notebook ({err})")
+    if nb.nbformat != 4:
+        problems.append(f"{name}: nbformat {nb.nbformat}, not 4")
+    if nb.metadata.get("kernelspec", {}).get("name") != "python3":
+        problems.append(f"{name}: kernelspec must be python3")
+    if cells_with_outputs(nb):
+        problems.append(f"{name}: committed with outputs in {cells_with_outputs(nb)}: clear them")
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        if cell.cell_type == "code" and meta and not (meta.get("solution") or meta.get("locked")):
+            problems.append(f"{name}: code cell {meta.get('grade_id')} must be an answer or locked")
+    return problems
+
+
+def contract_problems(nb: nbformat.NotebookNode, points: Mapping[str, float]) -> list[str]:
+    """Graded cells and points as declared; one solution region per answer; unique grade ids."""
+    problems = []
+    actual = graded_points(nb)
+    if actual != dict(points):
+        problems.append(f"graded cells and points {actual} differ from the contract {dict(points)}")
+    for grade_id in answer_ids(nb):
+        source = cell_by_id(nb, grade_id).source
+        if not source.count(BEGIN) == source.count(END) == 1:
+            problems.append(f"{grade_id}: needs exactly one solution region")
+    ids = [nbgrader_meta(c).get("grade_id") for c in nb.cells if nbgrader_meta(c)]
+    if len(ids) != len(set(ids)):
+        problems.append("grade ids must be unique")
+    return problems
+
+
+def leaked_lines(solution: nbformat.NotebookNode, student_text: str, min_len: int = 25) -> list[str]:
+    """Distinctive lines of the solution and hidden-test regions that appear in ``student_text``."""
+    lines = set()
+    for cell in solution.cells:
+        inside = False
+        for line in cell.source.splitlines():
+            s = line.strip()
+            if s.startswith("### BEGIN"):
+                inside = True
+            elif s.startswith("### END"):
+                inside = False
+            elif inside and len(s) >= min_len and not s.startswith("#"):
+                lines.add(s)
+    return sorted(s for s in lines if s in student_text)
+
+
+def notebook_code(nb: nbformat.NotebookNode) -> str:
+    return "\n".join(c.source for c in nb.cells)
+
+
+# --- grading a class with real nbgrader ----------------------------------------------------------
+
+
+@dataclass
+class GradedClass:
+    """The workspace and the scores of one autograde run over a whole fake class."""
+
+    workspace: object
+    scores: dict[str, dict]
+    seconds: float
+    students: list[str] = field(default_factory=list)
+
+
+def grade_class(
+    root: Path, assignment: str, students: Mapping[str, Path | nbformat.NotebookNode]
+) -> GradedClass:
+    """One workspace in ``root`` (outside the repository), every student submitted, one autograde."""
+    from course_lib.grading.workspace import add_submission, grade_all, prepare_workspace
+
+    ws = prepare_workspace(root, assignment)
+    for student, notebook in students.items():
+        add_submission(ws, student, notebook)
+    start = time.perf_counter()
+    scores = grade_all(ws)
+    return GradedClass(ws, scores, time.perf_counter() - start, list(students))
