@@ -182,6 +182,23 @@ WRONG = {
         """,
         {"test_experiment"},
     ),
+    "experiment-object-equal-to-everything": (
+        "experiment",
+        """
+        ratio_sigmoid = norms_sigmoid[0] / norms_sigmoid[-1]
+        ratio_relu = norms_relu[0] / norms_relu[-1]
+        factor_sigmoid = ratio_sigmoid ** (1 / (len(norms_sigmoid) - 1))
+
+        class _Anything:
+            def __eq__(self, other):
+                return True
+
+            __hash__ = object.__hash__
+
+        which_vanishes = _Anything()
+        """,
+        {"test_experiment"},
+    ),
 }
 
 #: Answers that pass every value test but delegate: (answer cell, whole cell, tests that must fail).

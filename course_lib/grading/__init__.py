@@ -6,7 +6,15 @@
   submissions in it, ``nbgrader autograde`` and the per-cell scores read back as plain data.
 - ``release``: regenerate exercises/ from solutions/ and verify that the solution scores full
   marks and the released notebook zero; compare a release with a regenerated one.
-- ``cli``: ``course release`` (and, later, ``course grade`` / ``course check``).
+- ``batch``: ``course grade``, a class in parallel workers, each student in an nbgrader course
+  of their own; the statuses, grades.csv, notes.csv, summary.md/png, the class gradebook.
+- ``worker``: one grading worker process (nbgrader's Autograde in-process, feedback).
+- ``sandbox``: the kernel launcher (chroot in namespaces, unprivileged user, limits).
+- ``execute``: nbgrader's Execute preprocessor, surviving dead and stuck kernels, huge outputs.
+- ``submissions``: collecting submissions (folders, zip, LMS files), reading and repairing them.
+- ``redact``: feedback and returned notebooks without hidden tests.
+- ``check``: ``course check``, the student's self-check.
+- ``cli``: ``course release``, ``course grade``, ``course check``.
 
 Importing this package is cheap: nbgrader is imported only by the modules that need it, so
 hidden test cells can ``from course_lib.grading.integrity import assert_from_scratch``.

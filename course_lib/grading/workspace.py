@@ -199,11 +199,14 @@ def prepare_workspace(
     *,
     repo_root: Path | str | None = None,
     timeout: float | None = 300,
+    in_process: bool = False,
 ) -> Workspace:
     """Make ``root`` (empty or new, outside the repository) an nbgrader course for ``assignment``.
 
     Copies ``solutions/<assignment>/`` to ``source/``, writes the configuration and runs
-    ``nbgrader generate_assignment`` so that the gradebook knows every graded cell.
+    ``nbgrader generate_assignment`` so that the gradebook knows every graded cell: as a
+    subprocess, or ``in_process`` (nbgrader's converter in this Python, which has imported
+    nbgrader already: a grading worker).
     """
     repo = Path(repo_root or find_repo_root()).resolve()
     root = Path(root).resolve()
@@ -222,8 +225,28 @@ def prepare_workspace(
         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc"),
     )
     ws = Workspace(root, assignment)
-    run_nbgrader(["generate_assignment", assignment, "--force"], cwd=root, timeout=timeout)
+    if in_process:
+        _generate_in_process(ws)
+    else:
+        run_nbgrader(["generate_assignment", assignment, "--force"], cwd=root, timeout=timeout)
     return ws
+
+
+def _generate_in_process(ws: Workspace) -> None:
+    from nbgrader.converters import GenerateAssignment
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.utils import capture_log
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(ws.root)).load_config()
+    coursedir = CourseDirectory(config=config)
+    coursedir.assignment_id = ws.assignment
+    app = GenerateAssignment(coursedir=coursedir, config=config)
+    app.force = True
+    result = capture_log(app)
+    if not result["success"]:
+        log = (result.get("log", "") + result.get("error", ""))[-4000:]
+        raise GradingError(f"nbgrader generate_assignment failed in {ws.root}:\n{log}")
 
 
 def add_submission(

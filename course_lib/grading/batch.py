@@ -1,0 +1,754 @@
+"""``course grade``: a whole class, in parallel, each student isolated, every outcome explained.
+
+``grade_class(assignment, submissions, out_dir, options)``:
+
+1. makes ``out_dir`` the class's nbgrader course (``prepare_workspace``: configuration,
+   ``source/``, ``release/``, the gradebook with every graded cell and its points);
+2. collects the submissions (``submissions.collect``: folder per student, zip or LMS flat files);
+3. chooses the kernel sandbox (``sandbox.py``): the strongest level the machine allows, checked
+   by running Python through it once; as root, kernels never run as root;
+4. starts ``jobs`` workers (``worker.py``) and hands each the next student; a worker grades the
+   student in the student's own nbgrader course under ``out_dir/.work/`` and reports back. A
+   worker that runs past the wall limit is killed (with its kernel) and replaced: that student
+   is ``timeout``, the others are not affected;
+5. writes ``grades.csv``, ``notes.csv``, ``summary.md``, ``summary.png``, merges the scores into
+   ``out_dir/gradebook.db`` (so ``nbgrader export`` and formgrader work on ``out_dir``), and
+   keeps the files each student handed in under ``received/``.
+
+Every student ends in exactly one status (``STATUSES``); see the instructors' appendix.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Empty, Queue
+from typing import Any
+
+import nbformat
+
+from course_lib.grading.sandbox import (
+    LEVELS,
+    SandboxConfig,
+    SandboxError,
+    ensure_sandbox_user,
+    kernelspec,
+    run_probe,
+)
+from course_lib.grading.submissions import Submission, SubmissionError, collect
+from course_lib.grading.workspace import (
+    GradingError,
+    Workspace,
+    _check_outside,
+    find_repo_root,
+    load_repo_config,
+    nbgrader_env,
+)
+
+STATUSES = ("graded", "timeout", "crashed", "ungradable")
+MARKER = ".course-grade"
+#: Python the kernel must be able to import for the probe to pass.
+PROBE_CODE = "import numpy, course_lib.grading.integrity, ipykernel"
+
+
+@dataclass
+class GradeOptions:
+    """How ``course grade`` runs; the command-line flags of the same names."""
+
+    jobs: int = 0  # parallel workers; 0: the number of cores
+    timeout: int = 60  # seconds per cell (nbgrader's Execute.timeout), then interrupt
+    wall_limit: int = 600  # seconds per notebook, all included: then the worker is killed
+    memory_mb: int = 2048  # address-space limit of the kernel
+    sandbox: str = "auto"  # "auto", or one of sandbox.LEVELS
+    interrupt_grace: float = 10.0  # seconds an interrupted kernel has to answer again
+    max_output_chars: int = 100_000  # per cell
+    id_pattern: str | None = None  # for LMS file names (see submissions.collect)
+    keep_work: bool = False  # keep out_dir/.work (the per-student nbgrader courses)
+    progress: bool = True  # progress bar on stderr
+
+    def resolved_jobs(self) -> int:
+        return self.jobs if self.jobs > 0 else (os.cpu_count() or 1)
+
+
+@dataclass
+class StudentResult:
+    student: str
+    status: str
+    total: float | None = None
+    max: float | None = None
+    cells: dict[str, tuple[float, float]] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    sandbox: str | None = None
+    timing: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ClassReport:
+    assignment: str
+    out_dir: Path
+    results: list[StudentResult]
+    columns: list[str]  # graded cells, in notebook order
+    points: dict[str, float]
+    max_total: float
+    sandbox: str
+    sandbox_note: str
+    options: GradeOptions
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def by_student(self) -> dict[str, StudentResult]:
+        return {r.student: r for r in self.results}
+
+    def counts(self) -> Counter:
+        return Counter(r.status for r in self.results)
+
+
+# --- the sandbox ------------------------------------------------------------------------------
+
+
+def _readonly_paths() -> list[str]:
+    import course_lib
+
+    paths = [sys.prefix, os.path.realpath(sys.base_prefix), str(Path(course_lib.__file__).parent)]
+    data = os.environ.get("COURSE_DATA_DIR")
+    if data and os.path.isdir(data):
+        paths.append(os.path.realpath(data))
+    return paths
+
+
+def choose_sandbox(requested: str, jobs: int, scratch: Path, memory_mb: int):
+    """(level, [(user, uid, gid) or None per worker slot], a sentence for the summary)."""
+    if requested not in ("auto", *LEVELS):
+        raise GradingError(f"--sandbox must be auto or one of {LEVELS}, not {requested!r}")
+    root = os.geteuid() == 0
+    if requested == "none":
+        who = "root (UNSAFE: student code can do anything root can)" if root else "you"
+        return "none", [None] * jobs, f"no sandbox (--sandbox none): kernels run as {who}"
+    if not root:
+        if requested != "auto":
+            raise GradingError(f"--sandbox {requested} needs root (to switch users and mount)")
+        return (
+            "none",
+            [None] * jobs,
+            "not running as root: kernels run as you, with the memory and file limits only",
+        )
+    try:
+        users = [ensure_sandbox_user(slot) for slot in range(jobs)]
+    except SandboxError as err:
+        raise GradingError(f"cannot create the unprivileged sandbox users: {err}") from err
+    tried = []
+    for level in ("chroot", "user") if requested == "auto" else (requested,):
+        probe_dir = scratch / f"probe-{level}"
+        (probe_dir / "kernel").mkdir(parents=True)
+        os.chmod(probe_dir, 0o711)
+        name, uid, gid = users[0]
+        cfg = SandboxConfig(level=level, kernel_dir=str(probe_dir / "kernel"),
+                            report=str(probe_dir / "sandbox.json"), uid=uid, gid=gid, user=name,
+                            memory_mb=memory_mb, readonly_paths=_readonly_paths())  # fmt: skip
+        ok, output = run_probe(cfg, PROBE_CODE)
+        if not ok and run_probe(dataclasses.replace(cfg, memory_mb=1 << 20), PROBE_CODE)[0]:
+            raise GradingError(
+                f"--memory {memory_mb} MB is too small: Python with numpy cannot start in the "
+                f"sandbox ({_last_line(output)}); give the kernels more"
+            )
+        if ok:
+            note = {
+                "chroot": "chroot: each kernel runs as an unprivileged user in its own mount, PID "
+                "and IPC namespaces and sees only the system folders, the Python environment, "
+                "course_lib and its own folder",
+                "user": "user: kernels run as unprivileged users; the file system is otherwise "
+                "as that user sees it (namespaces are not available here)",
+            }[level]
+            return level, users, note
+        tried.append(f"{level}: {_last_line(output)}")
+    raise GradingError(
+        "cannot run kernels as an unprivileged user here ("
+        + "; ".join(tried)
+        + "). Fix the cause, or pass --sandbox none to run student code as root (unsafe)."
+    )
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else "failed"
+
+
+# --- workers ----------------------------------------------------------------------------------
+
+
+class _Worker:
+    """One ``course_lib.grading.worker`` process and the pipe its results come back on."""
+
+    def __init__(self, slot: int, env: dict[str, str], log_dir: Path):
+        self.slot, self.env, self.log_dir = slot, env, log_dir
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        r, w = os.pipe()
+        self.starts += 1
+        log = open(self.log_dir / f"worker-{self.slot}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "course_lib.grading.worker", str(w)],
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=log,
+            pass_fds=(w,),
+            env=self.env,
+            start_new_session=True,
+        )
+        log.close()
+        os.close(w)
+        self.results = os.fdopen(r, "rb")
+
+    def call(self, task: dict[str, Any], limit: float) -> dict[str, Any] | None:
+        return self.run(dict(task, scratch=""), limit)
+
+    def run(self, task: dict[str, Any], wall_limit: float) -> dict[str, Any] | None:
+        """The worker's result, or None when it ran past ``wall_limit`` or died."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(task) + "\n").encode())
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.results], [], [], wall_limit)
+        if ready:
+            line = self.results.readline()
+            if line:
+                return json.loads(line)
+        self.kill(Path(task["scratch"]) if task.get("scratch") else None)
+        return None
+
+    def kill(self, scratch: Path | None = None) -> None:
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+            self.proc = None
+            self.results.close()
+        if scratch is not None:  # the kernel's launcher (its PID namespace dies with it)
+            try:
+                pid = json.loads((scratch / "sandbox.json").read_text())["pid"]
+                os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+
+    def stop(self) -> None:
+        """An idle worker holds nothing worth a clean exit: end it at once."""
+        self.kill()
+
+
+# --- the class --------------------------------------------------------------------------------
+
+
+def _prepare_out_dir(out_dir: Path, repo: Path) -> None:
+    _check_outside(out_dir, repo)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not (out_dir / MARKER).is_file():
+            raise GradingError(
+                f"{out_dir} is not empty and was not made by `course grade`: choose another --out"
+            )
+        for child in out_dir.iterdir():  # a previous run: start afresh
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _columns(release_dir: Path, notebooks: list[str]) -> tuple[list[str], dict[str, float]]:
+    columns, points = [], {}
+    for name in notebooks:
+        nb = nbformat.read(str(release_dir / f"{name}.ipynb"), as_version=4)
+        for cell in nb.cells:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if meta.get("grade") and meta.get("grade_id"):
+                key = f"{name}/{meta['grade_id']}" if len(notebooks) > 1 else meta["grade_id"]
+                columns.append(key)
+                points[key] = float(meta.get("points", 0))
+    return columns, points
+
+
+def grade_class(
+    assignment: str,
+    submissions: Path | str,
+    out_dir: Path | str,
+    options: GradeOptions | None = None,
+    *,
+    repo_root: Path | str | None = None,
+) -> ClassReport:
+    """Grade every student of ``submissions`` for ``assignment`` into ``out_dir`` (module doc)."""
+    options = options or GradeOptions()
+    started = time.perf_counter()
+    repo = Path(repo_root or find_repo_root()).resolve()
+    out_dir = Path(out_dir).resolve()
+    jobs = options.resolved_jobs()
+    _prepare_out_dir(out_dir, repo)
+    (out_dir / MARKER).write_text(json.dumps({"assignment": assignment}) + "\n")
+    os.chmod(out_dir, 0o700)  # grades, solutions and hidden tests: the instructor's only
+
+    phases: dict[str, float] = {}
+
+    def phase(name: str) -> None:
+        phases[name] = round(time.perf_counter() - started, 3)
+
+    scratch = Path(tempfile.mkdtemp(prefix="course-grade-", dir=_scratch_parent()))
+    os.chmod(scratch, 0o711)
+    workers: list[_Worker] = []
+    try:
+        env = nbgrader_env()
+        env["JUPYTER_PATH"] = str(scratch / "jupyter")
+        env["JUPYTER_RUNTIME_DIR"] = str(scratch / "runtime")
+        env["JUPYTER_PLATFORM_DIRS"] = "1"
+        spec_dir = scratch / "jupyter" / "kernels" / "course-sandbox"
+        spec_dir.mkdir(parents=True)
+        (spec_dir / "kernel.json").write_text(json.dumps(kernelspec(), indent=1))
+        log_dir = out_dir / "logs"
+        log_dir.mkdir()
+        # Workers import nbgrader (seconds) while the class course is prepared.
+        workers = [_Worker(slot, env, log_dir) for slot in range(jobs)]
+        for w in workers:
+            w.start()
+        phase("workers started")
+        level, users, sandbox_note = choose_sandbox(options.sandbox, jobs, scratch, options.memory_mb)
+        phase("sandbox chosen")
+
+        staging = out_dir / ".course-staging"
+        (staging / "prepare").mkdir(parents=True)
+        done = workers[0].call(
+            {"kind": "prepare", "root": str(staging / "prepare"), "assignment": assignment,
+             "repo": str(repo)}, 900,
+        )  # fmt: skip
+        if not done or not done.get("ok"):
+            raise GradingError(f"preparing the course failed: {(done or {}).get('error', 'no answer')}")
+        for item in (staging / "prepare").iterdir():
+            shutil.move(str(item), out_dir / item.name)
+        _point_config_at(out_dir)
+        phase("course prepared")
+        notebooks = Workspace(out_dir, assignment).notebooks
+        if not notebooks:
+            raise GradingError(f"{assignment} has no notebooks in {out_dir / 'source'}")
+        try:
+            subs, warnings = collect(
+                submissions, notebooks, assignment=assignment,
+                unpack_to=staging / "unzipped", id_pattern=options.id_pattern,
+            )  # fmt: skip
+        except SubmissionError as err:
+            raise GradingError(str(err)) from err
+        if not subs:
+            raise GradingError(f"no submissions found in {submissions}")
+        columns, points = _columns(out_dir / "release" / assignment, notebooks)
+        max_total = sum(points.values())
+
+        base_task = {
+            "assignment": assignment,
+            "base": str(out_dir),
+            "timeout": options.timeout,
+            "interrupt_grace": options.interrupt_grace,
+            "max_output_chars": options.max_output_chars,
+            "keep_work": options.keep_work,
+            "nbgrader_config": _worker_config(repo),
+        }
+        results: dict[str, StudentResult] = {}
+        queue: Queue = Queue()
+        for index, sub in enumerate(subs):
+            _keep_received(sub, out_dir)
+            if not sub.gradable:
+                results[sub.student] = StudentResult(sub.student, "ungradable", None, max_total,
+                                                     reasons=sub.problems, notes=sub.notes)  # fmt: skip
+            else:
+                queue.put((index, sub))
+        bar = _progress(len(subs), options.progress)
+        bar.update(len(results))
+        lock = threading.Lock()
+
+        def work(worker: _Worker) -> None:
+            user = users[worker.slot]
+            while True:
+                try:
+                    index, sub = queue.get_nowait()
+                except Empty:
+                    return
+                task = dict(base_task, **_student_task(sub, index, out_dir, scratch, assignment))
+                task["sandbox"] = {
+                    "level": level,
+                    "uid": user[1] if user else None,
+                    "gid": user[2] if user else None,
+                    "user": user[0] if user else "student",
+                    "memory_mb": options.memory_mb,
+                    "readonly_paths": _readonly_paths(),
+                }
+                raw = worker.run(task, options.wall_limit)
+                result = _result(raw, sub, max_total, options)
+                with lock:
+                    results[sub.student] = result
+                    bar.update(1)
+
+        threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        bar.close()
+        phase("students graded")
+        shutil.rmtree(staging, ignore_errors=True)
+        if not options.keep_work:
+            shutil.rmtree(out_dir / ".work", ignore_errors=True)
+        report = ClassReport(
+            assignment, out_dir, [results[k] for k in sorted(results)], columns, points, max_total,
+            level, sandbox_note, options, time.perf_counter() - started, warnings,
+        )  # fmt: skip
+        done = workers[0].call(finish_data(report), 900)
+        if not done or not done.get("ok"):
+            raise GradingError(f"finishing the run failed: {(done or {}).get('error', 'no answer')}")
+        phase("gradebook merged, figure drawn")
+        report.phases = phases
+        write_reports(report)
+        return report
+    finally:
+        for w in workers:
+            w.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _scratch_parent() -> str | None:
+    """Where the per-student workspaces go: a RAM disk (/dev/shm) when it has room (SQLite's
+    commits and nbformat's writes are then cheap), else the system's temporary folder."""
+    shm = Path("/dev/shm")
+    try:
+        st = os.statvfs(shm)
+        if os.access(shm, os.W_OK) and st.f_bavail * st.f_frsize > 4 * 1024**3:
+            return str(shm)
+    except OSError:
+        pass
+    return None
+
+
+def _point_config_at(out_dir: Path) -> None:
+    """prepare_workspace wrote paths of the staging folder: point them at out_dir, and make
+    ``nbgrader generate_feedback`` run there (by hand) remove hidden tests too."""
+    cfg = out_dir / "nbgrader_config.py"
+    text = cfg.read_text().replace(str(out_dir / ".course-staging" / "prepare"), str(out_dir))
+    text += (
+        "# course grade: feedback never shows hidden tests (nbgrader 0.9's does, by default)\n"
+        "c.GenerateFeedback.preprocessors = [\n"
+        '    "nbgrader.preprocessors.GetGrades",\n'
+        '    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",\n'
+        '    "course_lib.grading.redact.RedactHiddenTests",\n'
+        "]\n"
+        "# nbgrader export writes here, not over course grade's grades.csv\n"
+        'c.ExportPlugin.to = "nbgrader-grades.csv"\n'
+    )
+    cfg.write_text(text)
+
+
+def _worker_config(repo: Path) -> dict[str, dict[str, Any]]:
+    """The repository's nbgrader settings that matter when autograding (not its paths)."""
+    keep = {}
+    for section, options in load_repo_config(repo).items():
+        if section in ("CourseDirectory", "GenerateAssignment", "SaveCells", "ClearSolutions"):
+            continue
+        keep[section] = {k: v for k, v in options.items() if isinstance(v, (str, int, float, bool))}
+    return keep
+
+
+def _student_task(sub: Submission, index: int, out_dir: Path, scratch: Path, assignment: str):
+    return {
+        "student": sub.student,
+        "files": {name: str(path) for name, path in sub.files.items()},
+        "notes": sub.notes,
+        "workspace": str(scratch / f"{index:05d}" / "ws"),
+        "scratch": str(scratch / f"{index:05d}" / "sandbox"),
+        "keep_to": str(out_dir / ".work" / sub.student),
+        "out": {
+            "submitted": str(out_dir / "submitted" / sub.student / assignment),
+            "autograded": str(out_dir / "autograded" / sub.student / assignment),
+            "feedback": str(out_dir / "feedback" / sub.student / assignment),
+            "log": str(out_dir / "logs" / f"{sub.student}.log"),
+        },
+    }
+
+
+def _keep_received(sub: Submission, out_dir: Path) -> None:
+    dest = out_dir / "received" / sub.student
+    for path in sub.received:
+        target = dest / path.name
+        n = 1
+        while target.exists():
+            n += 1
+            target = dest / f"{path.stem}.{n}{path.suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+
+
+def _result(raw: dict | None, sub: Submission, max_total: float, options: GradeOptions) -> StudentResult:
+    if raw is None:
+        return StudentResult(
+            sub.student, "timeout", None, max_total,
+            reasons=[f"grading ran past the wall limit of {options.wall_limit} s: stopped, no score"],
+            notes=sub.notes,
+        )  # fmt: skip
+    status = raw.get("status", "crashed")
+    if status not in STATUSES:
+        status = "crashed"
+    cells = {k: (float(v[0]), float(v[1])) for k, v in (raw.get("cells") or {}).items()}
+    result = StudentResult(
+        sub.student, status, raw.get("total"), raw.get("max") or max_total, cells,
+        list(raw.get("reasons", [])), list(raw.get("notes", [])), float(raw.get("seconds", 0.0)),
+        raw.get("sandbox"),
+    )  # fmt: skip
+    result.reasons += raw.get("feedback", [])
+    result.timing = dict(raw.get("timing") or {})
+    return result
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, show: bool):
+    if not show:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="student", desc="grading", file=sys.stderr, dynamic_ncols=True)
+
+
+# --- the class gradebook ----------------------------------------------------------------------
+
+
+def merge_gradebook(db: Path | str, assignment: str, scores: dict[str, dict[str, float]]) -> None:
+    """Copy every score ({student: {cell column: score}}) into the class gradebook ``db`` under
+    the real student id, so that ``nbgrader export`` and formgrader see the class (statuses stay
+    in grades.csv). Columns are grade ids, or ``notebook/grade id`` for several notebooks."""
+    import warnings
+
+    from nbgrader.api import Gradebook
+
+    with warnings.catch_warnings(), Gradebook(f"sqlite:///{db}") as gb:
+        warnings.simplefilter("ignore")  # SQLAlchemy's autoflush notes from nbgrader's API
+        several = len(gb.find_assignment(assignment).notebooks) > 1
+        for student, cells in scores.items():
+            gb.update_or_create_student(student)
+            submission = gb.update_or_create_submission(assignment, student)
+            for nb in submission.notebooks:
+                for grade in nb.grades:
+                    key = f"{nb.name}/{grade.name}" if several else grade.name
+                    if key in cells:
+                        grade.auto_score = cells[key]
+                        grade.needs_manual_grade = False
+            gb.db.commit()
+
+
+def finish_data(report: ClassReport) -> dict[str, Any]:
+    """What the worker that finishes the run needs (plain data): the scores to merge into the
+    class gradebook and the numbers of the summary figure."""
+    rates = pass_rates(report)
+    return {
+        "kind": "finish",
+        "db": str(report.out_dir / "gradebook.db"),
+        "assignment": report.assignment,
+        "scores": {r.student: {k: v[0] for k, v in r.cells.items()} for r in report.results if r.cells},
+        "png": str(report.out_dir / "summary.png"),
+        "max_total": report.max_total,
+        "totals": [r.total for r in report.results if r.total is not None and r.status == "graded"],
+        "rates": {k: (100 * ok / n if n else 0.0) for k, (ok, n) in rates.items()},
+    }
+
+
+def finish(data: dict[str, Any]) -> None:
+    merge_gradebook(data["db"], data["assignment"], data["scores"])
+    summary_png(data["png"], data["assignment"], data["max_total"], data["totals"], data["rates"])
+
+
+# --- reports ----------------------------------------------------------------------------------
+
+
+def _fmt(x: float | None) -> str:
+    return "" if x is None else f"{x:g}"
+
+
+def grades_csv(report: ClassReport) -> str:
+    """id, status, total, max, then one column per graded cell; a student's failure leaves
+    total and cells empty (never a silent zero)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(["id", "status", "total", "max", *report.columns])
+    for r in report.results:
+        cells = [_fmt(r.cells[c][0]) if c in r.cells else "" for c in report.columns]
+        writer.writerow([r.student, r.status, _fmt(r.total), _fmt(r.max), *cells])
+    return buf.getvalue()
+
+
+def notes_csv(report: ClassReport) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["id", "status", "reasons", "notes"])
+    for r in report.results:
+        writer.writerow([r.student, r.status, " | ".join(r.reasons), " | ".join(r.notes)])
+    return buf.getvalue()
+
+
+def pass_rates(report: ClassReport) -> dict[str, tuple[int, int]]:
+    """Per graded cell: (students with full marks, students with a score for it)."""
+    out = {}
+    for col in report.columns:
+        scored = [r.cells[col] for r in report.results if col in r.cells]
+        out[col] = (sum(1 for s, m in scored if s >= m and m > 0), len(scored))
+    return out
+
+
+def summary_md(report: ClassReport) -> str:
+    counts = report.counts()
+    o = report.options
+    totals = [r.total for r in report.results if r.status == "graded" and r.total is not None]
+    lines = [
+        f"# Grades of {report.assignment}",
+        "",
+        f"{len(report.results)} students: "
+        + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES)
+        + f". Maximum {report.max_total:g} points.",
+        "",
+        f"- Graded by `course grade` in {report.seconds:.0f} s with {o.resolved_jobs()} workers; "
+        f"{o.timeout} s per cell, {o.wall_limit} s per notebook, {o.memory_mb} MB per kernel.",
+        f"- Sandbox: {report.sandbox_note}.",
+        "- Files: `grades.csv` (scores), `notes.csv` (why and what was repaired), "
+        "`feedback/<student>/` (HTML and notebook for the student, no hidden tests), "
+        "`autograded/` (instructor copies, with hidden tests), `received/` (files as handed in).",
+        "",
+        "## Scores of the graded students",
+        "",
+    ]
+    if totals:
+        lines += [
+            f"mean {statistics.mean(totals):.2f}, median {statistics.median(totals):g}, "
+            f"min {min(totals):g}, max {max(totals):g} (n = {len(totals)})",
+            "",
+            "![totals and pass rates](summary.png)",
+            "",
+        ]
+    else:
+        lines += ["No student was graded.", ""]
+    lines += ["## Per question", "", "| cell | points | full marks | of |", "|---|---|---|---|"]
+    for col, (ok, n) in pass_rates(report).items():
+        rate = f"{ok} ({100 * ok / n:.0f} %)" if n else "-"
+        lines.append(f"| {col} | {report.points[col]:g} | {rate} | {n} |")
+    attention = [r for r in report.results if r.status != "graded"]
+    lines += ["", "## Students who need attention", ""]
+    if attention:
+        lines += ["| student | status | total | why |", "|---|---|---|---|"]
+        for r in attention:
+            why = "; ".join(r.reasons).replace("|", "\\|")
+            lines.append(f"| {_md(r.student)} | {r.status} | {_fmt(r.total) or '-'} | {why} |")
+    else:
+        lines.append("None: every student was graded.")
+    noted = [r for r in report.results if r.notes]
+    lines += ["", "## Repairs and warnings", ""]
+    if noted:
+        for r in noted:
+            lines.append(f"- **{_md(r.student)}**: " + "; ".join(r.notes).replace("|", "\\|"))
+    else:
+        lines.append("None.")
+    if report.warnings:
+        lines += ["", "## Files that belong to no student", ""]
+        lines += [f"- {_md(w)}" for w in report.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
+
+
+def summary_png(path, assignment: str, max_total: float, totals: list[float], rates: dict) -> None:
+    """Histogram of the graded students' totals, and each question's full-marks rate (%)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    bins = max(1, int(max_total)) if max_total else 10
+    ax1.hist(totals, bins=bins, range=(0, max(max_total, 1)), color="#4c72b0", edgecolor="white")
+    ax1.set_xlabel("total points")
+    ax1.set_ylabel("students")
+    ax1.set_title(f"{assignment}: totals of {len(totals)} graded students")
+    names = list(rates)
+    ax2.barh(names[::-1], [rates[n] for n in names][::-1], color="#55a868")
+    ax2.set_xlim(0, 100)
+    ax2.set_xlabel("students with full marks (%)")
+    ax2.set_title("per question")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run_json(report: ClassReport) -> str:
+    """How the run went (timings vary from run to run; grades.csv does not)."""
+    o = report.options
+    return json.dumps(
+        {
+            "assignment": report.assignment,
+            "seconds": round(report.seconds, 3),
+            "jobs": o.resolved_jobs(),
+            "timeout": o.timeout,
+            "wall_limit": o.wall_limit,
+            "memory_mb": o.memory_mb,
+            "sandbox": report.sandbox,
+            "counts": dict(report.counts()),
+            "phases": report.phases,
+            "students": {
+                r.student: {"status": r.status, "seconds": r.seconds, "timing": r.timing}
+                for r in report.results
+            },
+        },
+        indent=1,
+    )
+
+
+def write_reports(report: ClassReport) -> None:
+    """grades.csv, notes.csv, summary.md and run.json (summary.png and the gradebook: ``finish``)."""
+    out = report.out_dir
+    (out / "grades.csv").write_text(grades_csv(report))
+    (out / "notes.csv").write_text(notes_csv(report))
+    (out / "summary.md").write_text(summary_md(report))
+    (out / "run.json").write_text(run_json(report))
+
+
+def table(report: ClassReport, limit: int = 20) -> str:
+    """The short table ``course grade`` prints at the end."""
+    counts = report.counts()
+    head = ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES)
+    lines = [f"{report.assignment}: {len(report.results)} students ({head}) in {report.seconds:.0f} s"]
+    width = max([len(r.student) for r in report.results] + [7])
+    lines.append(f"{'student':<{width}}  {'status':<10}  {'total':>7}  notes")
+    shown = sorted(report.results, key=lambda r: (r.status == "graded", r.student))[:limit]
+    for r in shown:
+        total = f"{_fmt(r.total) or '-'}/{_fmt(r.max)}"
+        why = "; ".join(r.reasons or r.notes)
+        if len(why) > 90:
+            why = why[:87] + "..."
+        lines.append(f"{r.student:<{width}}  {r.status:<10}  {total:>7}  {why}")
+    if len(report.results) > limit:
+        lines.append(f"... and {len(report.results) - limit} more: see grades.csv")
+    lines.append(f"sandbox: {report.sandbox}; outputs in {report.out_dir}")
+    return "\n".join(lines)

@@ -1,0 +1,1008 @@
+"""``course grade`` and ``course check``, with real nbgrader, real kernels and a real sandbox.
+
+The ``slow`` tests grade one class of crafted submissions in ONE ``course grade`` run (a module
+fixture): every student status, the sandbox, the repairs of mangled notebooks, timeouts, dead
+kernels, memory bombs, huge outputs and hostile code. Each case then has its own small test:
+status, total, the score of every graded cell, and the reason or note that explains it. Further
+runs check that a zip and an LMS flat folder give the same rows, that running twice gives the
+same CSV, and that ``course check`` tells a student the truth. Fast tests cover the pieces
+(collecting, reading, repairing, redacting, the CSV) without kernels.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import functools
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_lib.grading import redact
+from course_lib.grading.batch import (
+    ClassReport,
+    GradeOptions,
+    StudentResult,
+    grades_csv,
+    notes_csv,
+)
+from course_lib.grading.cli import build_parser
+from course_lib.grading.sandbox import kernelspec
+from course_lib.grading.submissions import (
+    SubmissionError,
+    collect,
+    foreign_notebook,
+    load_notebook,
+    normalize,
+    safe_unzip,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSIGNMENT = "01-activations"
+NOTEBOOK = f"{ASSIGNMENT}.ipynb"
+SOLUTION = ROOT / "solutions" / ASSIGNMENT / NOTEBOOK
+RELEASE = ROOT / "exercises" / ASSIGNMENT / NOTEBOOK
+BIN = Path(sys.executable).parent
+
+#: Graded part -> points (the assignment's contract; test_assignments.py checks it).
+POINTS = {
+    "test_sigmoid": 2,
+    "test_sigmoid_grad": 1,
+    "test_tanh_grad": 1,
+    "test_relu": 1,
+    "test_relu_grad": 1,
+    "test_leaky_relu": 2,
+    "test_elu_grad": 1,
+    "test_numerical_gradient": 2,
+    "test_mlp_backward": 3,
+    "test_experiment": 2,
+}
+TOTAL = sum(POINTS.values())
+ORDER = list(POINTS)  # notebook order: the CSV's columns
+
+#: Limits of the graded run: small, so the loop cases cost seconds, not minutes.
+TIMEOUT, WALL, MEMORY, GRACE = 15, 45, 1500, 10
+#: Files the hostile cases try to write; none may appear.
+ESCAPES = [
+    ROOT / "course-grading-escape.txt",
+    ROOT / "course_lib" / "course-grading-escape.txt",
+    Path("/tmp/course-grading-escape.txt"),
+]
+
+
+# --- building notebooks --------------------------------------------------------------------------
+
+
+@functools.lru_cache
+def _read_cached(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(str(path), as_version=4)
+
+
+def read(path: Path) -> nbformat.NotebookNode:
+    return copy.deepcopy(_read_cached(path))
+
+
+def meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def index_of(nb, grade_id: str) -> int:
+    found = [i for i, c in enumerate(nb.cells) if meta(c).get("grade_id") == grade_id]
+    assert len(found) == 1, f"expected one {grade_id!r} cell, found {len(found)}"
+    return found[0]
+
+
+def cell(nb, grade_id: str):
+    return nb.cells[index_of(nb, grade_id)]
+
+
+def solution() -> nbformat.NotebookNode:
+    """The student's view of a perfect answer: the release with the solutions filled in (no
+    hidden tests, as a real student's notebook)."""
+    nb = read(RELEASE)
+    sol = read(SOLUTION)
+    for c in nb.cells:
+        if meta(c).get("solution"):
+            src = cell(sol, meta(c)["grade_id"]).source
+            c.source = "\n".join(
+                line
+                for line in src.splitlines()
+                if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line
+            )
+    return nb
+
+
+def with_answer(grade_id: str, code: str, nb=None) -> nbformat.NotebookNode:
+    """A solution whose ``grade_id`` answer cell is ``code`` (whole cell)."""
+    nb = solution() if nb is None else nb
+    cell(nb, grade_id).source = textwrap.dedent(code).strip("\n")
+    return nb
+
+
+def prepend(grade_id: str, code: str, nb=None) -> nbformat.NotebookNode:
+    nb = solution() if nb is None else nb
+    c = cell(nb, grade_id)
+    c.source = textwrap.dedent(code).strip("\n") + "\n" + c.source
+    return nb
+
+
+WRONG_RELU = """
+def relu(x):
+    x[x < 0] = 0
+    return x
+"""
+WRONG_RELU_GRAD = """
+import numpy as np
+
+def relu_grad(x):
+    return np.abs(np.sign(x)) + 0.0
+"""
+LOOP = "while True:\n    pass"
+IGNORES_INTERRUPT = """
+import time
+while True:
+    try:
+        time.sleep(0.05)
+    except KeyboardInterrupt:
+        pass
+"""
+MEMORY_BOMB = """
+def _bomb():
+    hog = []
+    while True:
+        hog.append(bytearray(100 * 1024 * 1024))
+_bomb()
+"""
+ALWAYS_EQUAL = """
+class _AlwaysEqual:
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+
+    __hash__ = object.__hash__
+
+
+def relu(x):
+    return _AlwaysEqual()
+"""
+NOISY = """
+import sys
+import warnings
+
+warnings.warn("only a warning")
+print("defining sigmoid", file=sys.stderr)
+"""
+READS_SOLUTIONS = f"""
+import json
+import pathlib
+
+import course_lib
+
+_tried = [
+    pathlib.Path(course_lib.__file__).resolve().parents[1] / "solutions" / "{ASSIGNMENT}" / "{NOTEBOOK}",
+    pathlib.Path({str(SOLUTION)!r}),
+    pathlib.Path("../../../source/{ASSIGNMENT}/{NOTEBOOK}"),
+    pathlib.Path("../../../../source/{ASSIGNMENT}/{NOTEBOOK}"),
+]
+_stolen = None
+for _path in _tried:
+    try:
+        _stolen = json.loads(_path.read_text())
+        print("READ", _path)
+        break
+    except OSError as err:
+        print("could not read", _path, type(err).__name__)
+if _stolen:  # run the instructor's sigmoid
+    for _c in _stolen["cells"]:
+        if _c["metadata"].get("nbgrader", {{}}).get("grade_id") == "sigmoid":
+            exec("".join(_c["source"]))
+else:  # a wrong answer: only the stolen one would score
+    def sigmoid(x):
+        return np.zeros(np.shape(x))
+"""
+WRITES_OUTSIDE = f"""
+import pathlib
+
+_escaped = []
+for _path in {[str(p) for p in ESCAPES]!r} + ["../../../course-grading-escape.txt"]:
+    try:
+        pathlib.Path(_path).write_text("a student was here")
+        if not _path.startswith("/tmp/"):  # the kernel's /tmp is private: writing there is fine
+            _escaped.append(_path)
+    except OSError as err:
+        print("could not write", _path, type(err).__name__)
+if _escaped:  # writing outside the workspace must not work: it would cost the marks
+    raise RuntimeError(f"wrote {{_escaped}}")
+"""
+LEAKS_VIA_INSPECT = """
+import sys as _sys
+
+
+def _show_caller():
+    frame = _sys._getframe(2)
+    import linecache
+
+    print("".join(linecache.getlines(frame.f_code.co_filename)))
+"""
+LEAKY_SIGMOID = """
+def sigmoid(x):
+    _show_caller()
+    x = np.asarray(x, dtype=np.float64)
+    z = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
+"""
+SLOW = "import time\ntime.sleep(14)"
+
+
+def _test_edited_to_pass():
+    nb = with_answer("relu", WRONG_RELU)
+    cell(nb, "test_relu").source = "pass"
+    return nb
+
+
+def _test_deleted():
+    nb = with_answer("relu_grad", WRONG_RELU_GRAD)
+    del nb.cells[index_of(nb, "test_relu_grad")]
+    return nb
+
+
+def _test_copied_before_answer():
+    nb = solution()
+    copied = copy.deepcopy(cell(nb, "test_sigmoid"))
+    copied["id"] = "my-copy"
+    nb.cells.insert(index_of(nb, "sigmoid"), copied)
+    return nb
+
+
+def _grade_id_renamed():
+    nb = with_answer("relu", WRONG_RELU)
+    c = cell(nb, "test_relu")
+    c.metadata["nbgrader"]["grade_id"] = "test_relu_v2"
+    c.source = "pass"
+    return nb
+
+
+def _kernelspec_changed():
+    nb = solution()
+    nb.metadata["kernelspec"] = {"name": "ir", "display_name": "R", "language": "R"}
+    return nb
+
+
+def _stored_output():
+    nb = solution()
+    c = cell(nb, "setup")
+    c.outputs = [nbformat.v4.new_output("stream", name="stdout", text="y" * 50_000_000)]
+    return nb
+
+
+def _new_notebook():
+    nb = solution()
+    for c in nb.cells:
+        c.metadata.pop("nbgrader", None)
+    return nb
+
+
+def _test_moved():
+    nb = solution()
+    moved = nb.cells.pop(index_of(nb, "test_sigmoid"))
+    nb.cells.insert(index_of(nb, "sigmoid"), moved)
+    return nb
+
+
+def _slow():
+    nb = solution()
+    for gid in ("sigmoid", "sigmoid_grad", "tanh_grad", "relu"):
+        prepend(gid, SLOW, nb)
+    return nb
+
+
+def _leaks_via_inspect():
+    nb = prepend("sigmoid", LEAKS_VIA_INSPECT)
+    return with_answer("sigmoid", LEAKS_VIA_INSPECT + "\n\n" + LEAKY_SIGMOID, nb)
+
+
+def _png() -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(1, 1))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+@dataclass
+class Case:
+    """One student: the files of their folder, and what grading must conclude."""
+
+    files: object  # callable -> {relative path: NotebookNode | bytes}
+    status: str
+    total: float | None
+    lost: set[str] = field(default_factory=set)  # graded cells with 0 points
+    says: tuple[str, ...] = ()  # substrings of the reasons and notes
+
+
+def nb_case(build, status="graded", lost=(), says=(), total=None):
+    lost = set(lost)
+    if total is None and status != "ungradable":
+        total = TOTAL - sum(POINTS[t] for t in lost)
+    return Case(lambda: {NOTEBOOK: build()}, status, total, lost, tuple(says))
+
+
+#: The class: student id -> Case. Cells run in order: setup, sigmoid, test_sigmoid (2),
+#: sigmoid_grad, test (1), tanh_grad, test (1), relu, test (1), relu_grad, test (1), leaky_relu,
+#: leaky_relu_grad, test (2), elu_provided, elu_grad, test (1), numerical_gradient, test (2),
+#: mlp_provided, mlp_backward, test (3), experiment_provided, experiment, test (2).
+AFTER_RELU = set(ORDER[3:])
+AFTER_LEAKY = set(ORDER[5:])
+CASES: dict[str, Case] = {
+    "correct": nb_case(solution),
+    "blank": nb_case(lambda: read(RELEASE), lost=ORDER),
+    "one-wrong-part": nb_case(lambda: with_answer("relu", WRONG_RELU), lost={"test_relu"}),
+    "infinite-loop": nb_case(
+        lambda: prepend("tanh_grad", LOOP), "timeout", {"test_tanh_grad"},
+        (f"tanh_grad ran past {TIMEOUT} s and was interrupted",),
+    ),
+    "loop-ignores-interrupt": nb_case(
+        lambda: prepend("relu", IGNORES_INTERRUPT), "timeout", AFTER_RELU,
+        (f"relu ran past {TIMEOUT} s", "ignored the interrupt"),
+    ),
+    "os-exit": nb_case(
+        lambda: prepend("leaky_relu", "import os\nos._exit(3)"), "crashed", AFTER_LEAKY,
+        ("the kernel died in leaky_relu", "cells that ran count"),
+    ),
+    "memory-bomb": nb_case(
+        lambda: prepend("elu_grad", MEMORY_BOMB), lost={"test_elu_grad"},
+        says=(f"MemoryError in elu_grad (memory limit {MEMORY} MB)",),
+    ),
+    "exception-at-import": nb_case(
+        lambda: prepend("sigmoid", "import numpy_but_faster"), lost={"test_sigmoid"}
+    ),
+    "test-edited-to-pass": nb_case(
+        _test_edited_to_pass, lost={"test_relu"}, says=("test cell test_relu was edited",)
+    ),
+    "test-deleted": nb_case(
+        _test_deleted, lost={"test_relu_grad"}, says=("test cell test_relu_grad was deleted",)
+    ),
+    "test-copied": nb_case(
+        _test_copied_before_answer, says=("test cell test_sigmoid appears 2 times",)
+    ),
+    "test-moved": nb_case(_test_moved, says=("test cell test_sigmoid was moved before sigmoid",)),
+    "grade-id-renamed": nb_case(
+        _grade_id_renamed, lost={"test_relu"},
+        says=("unknown grade id 'test_relu_v2'", "test cell test_relu was deleted"),
+    ),
+    "kernelspec-changed": nb_case(_kernelspec_changed, says=("kernelspec 'ir' instead of 'python3'",)),
+    "invalid-json": Case(
+        lambda: {NOTEBOOK: nbformat.writes(solution())[:5000].encode()}, "ungradable", None,
+        says=("is not valid JSON",),
+    ),
+    "empty-file": Case(lambda: {NOTEBOOK: b""}, "ungradable", None, says=("empty file",)),
+    "png-renamed": Case(lambda: {NOTEBOOK: _png()}, "ungradable", None, says=("a PNG image",)),
+    "wrong-name": Case(
+        lambda: {f"{ASSIGNMENT} (1).ipynb": solution()}, "ungradable", None,
+        says=("wrong file name", f"{ASSIGNMENT} (1).ipynb"),
+    ),
+    "missing-notebook": Case(
+        lambda: {"answers.py": b"print('hi')\n"}, "ungradable", None,
+        says=("missing notebook", "answers.py"),
+    ),
+    "new-notebook": Case(
+        lambda: {NOTEBOOK: _new_notebook()}, "ungradable", None,
+        says=("none of the assignment's cells",),
+    ),
+    "eq-always-true": nb_case(lambda: with_answer("relu", ALWAYS_EQUAL), lost={"test_relu"}),
+    "stderr-and-warning": nb_case(lambda: prepend("sigmoid", NOISY)),
+    "delegates-to-library": nb_case(
+        lambda: with_answer(
+            "sigmoid",
+            "from course_lib.numpy_impl.activations import sigmoid as _s\n\n"
+            "def sigmoid(x):\n    return _s(x)",
+        ),
+        lost={"test_sigmoid"},
+    ),
+    "reads-solutions": nb_case(lambda: with_answer("sigmoid", READS_SOLUTIONS), lost={"test_sigmoid"}),
+    "writes-outside": nb_case(lambda: prepend("sigmoid", WRITES_OUTSIDE)),
+    "leaks-via-inspect": nb_case(_leaks_via_inspect),
+    "doe, jane": nb_case(solution),
+    "huge-output": nb_case(
+        lambda: prepend("experiment", "print('x' * 50_000_000)"), says=("output of experiment cut",)
+    ),
+    "huge-stored-output": nb_case(_stored_output, says=("stored outputs (50.0 MB) cleared",)),
+    "nbgrader-layout": Case(
+        lambda: {f"{ASSIGNMENT}/{NOTEBOOK}": solution()}, "graded", TOTAL
+    ),
+    "slow-everywhere": Case(
+        lambda: {NOTEBOOK: _slow()}, "timeout", None, says=(f"wall limit of {WALL} s",)
+    ),
+}  # fmt: skip
+
+
+def write_student(folder: Path, student: str, case: Case) -> None:
+    for rel, content in case.files().items():
+        path = folder / student / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            nbformat.write(content, str(path))
+
+
+def write_class(folder: Path, students) -> Path:
+    for student in students:
+        write_student(folder, student, CASES[student])
+    return folder
+
+
+def course(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """The ``course`` console script, as an instructor runs it."""
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    return subprocess.run(
+        [str(BIN / "course"), *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT
+    )
+
+
+def grade(submissions: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return course(
+        "grade", ASSIGNMENT, str(submissions), "--out", str(out), "--jobs", "2",
+        "--timeout", str(TIMEOUT), "--wall-limit", str(WALL), "--memory", str(MEMORY), "--quiet",
+        *extra,
+    )  # fmt: skip
+
+
+def read_csv(path: Path) -> dict[str, dict[str, str]]:
+    with open(path, newline="") as fh:
+        return {row["id"]: row for row in csv.DictReader(fh)}
+
+
+def hidden_test_lines() -> set[str]:
+    """The hidden tests' lines, found independently of course_lib.grading.redact: every line
+    between the markers of the solution, blanks collapsed, that is long enough to be specific
+    and that the released notebook does not show anyway."""
+    visible = {" ".join(line.split()) for c in read(RELEASE).cells for line in c.source.splitlines()}
+    lines = set()
+    for c in read(SOLUTION).cells:
+        src = c.source
+        while "### BEGIN HIDDEN TESTS" in src:
+            start = src.index("### BEGIN HIDDEN TESTS")
+            end = src.index("### END HIDDEN TESTS", start)
+            for line in src[start:end].splitlines()[1:]:
+                flat = " ".join(line.split())
+                if len(flat) >= 16 and flat not in visible:
+                    lines.add(flat)
+            src = src[end + 1 :]
+    assert len(lines) > 50, f"the hidden tests should have many specific lines, found {len(lines)}"
+    return lines
+
+
+def visible_text(path: Path) -> str:
+    """What a student sees in a feedback file: the HTML's text, or the notebook's strings."""
+    raw = path.read_text()
+    if path.suffix == ".html":
+        raw = redact.html_text(raw)
+    else:
+        nb = json.loads(raw)
+        raw = "\n".join(
+            "".join(v) if isinstance(v, list) else str(v)
+            for c in nb["cells"]
+            for v in [
+                c["source"],
+                *(o.get(k, "") for o in c.get("outputs", []) for k in ("text", "evalue", "traceback")),
+            ]
+        )
+    return " ".join(raw.split())
+
+
+# --- the class, graded once (slow) ---------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    out: Path
+    proc: subprocess.CompletedProcess
+    rows: dict[str, dict[str, str]]
+    notes: dict[str, dict[str, str]]
+    info: dict
+    seconds: float
+
+
+def _run(submissions: Path, out: Path, *extra: str) -> Run:
+    start = time.perf_counter()
+    proc = grade(submissions, out, *extra)
+    seconds = time.perf_counter() - start
+    assert proc.returncode in (0, 2), (
+        f"course grade failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}"
+    )
+    return Run(out, proc, read_csv(out / "grades.csv"), read_csv(out / "notes.csv"),
+               json.loads((out / "run.json").read_text()), seconds)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory) -> Run:
+    """Every case of CASES in one `course grade --jobs 2` run."""
+    for path in ESCAPES:
+        path.unlink(missing_ok=True)
+    base = tmp_path_factory.mktemp("class")
+    run = _run(write_class(base / "submissions", CASES), base / "out")
+    print(f"course grade: {len(CASES)} students in {run.seconds:.0f} s; {run.info['phases']}")
+    return run
+
+
+def _says(run: Run, student: str) -> str:
+    row = run.notes[student]
+    return f"{row['reasons']} | {row['notes']}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("student", list(CASES))
+def test_case_ends_with_its_status_and_score(graded, student):
+    case = CASES[student]
+    row = graded.rows.get(student)
+    assert row is not None, f"{student!r} has no row in grades.csv: {sorted(graded.rows)}"
+    said = _says(graded, student)
+    assert row["status"] == case.status, (
+        f"{student}: status {row['status']!r}, expected {case.status!r} ({said})"
+    )
+    expected_total = "" if case.total is None else f"{case.total:g}"
+    assert row["total"] == expected_total, (
+        f"{student}: total {row['total']!r}, expected {expected_total!r} ({said})"
+    )
+    assert row["max"] == f"{TOTAL:g}", f"{student}: max {row['max']!r}"
+    cells = {c: row[c] for c in ORDER}
+    if case.total is None:
+        expected = dict.fromkeys(ORDER, "")
+    else:
+        expected = {c: ("0" if c in case.lost else f"{POINTS[c]:g}") for c in ORDER}
+    assert cells == expected, f"{student}: per-cell scores {cells}, expected {expected} ({said})"
+    for text in case.says:
+        assert text in said, f"{student}: {text!r} not in the reasons and notes: {said!r}"
+
+
+@pytest.mark.slow
+def test_the_class_covers_every_status_with_enough_cases(graded):
+    assert len(CASES) >= 25
+    statuses = {row["status"] for row in graded.rows.values()}
+    assert statuses == {"graded", "timeout", "crashed", "ungradable"}, statuses
+    assert set(graded.rows) == set(CASES), "one row per student, and no other"
+    assert graded.proc.returncode == 2, "exit status 2: some students were not graded"
+
+
+@pytest.mark.slow
+def test_grades_csv_columns_quoting_and_no_silent_zero(graded):
+    text = (graded.out / "grades.csv").read_text()
+    header = text.splitlines()[0]
+    assert header == ",".join(["id", "status", "total", "max", *ORDER]), header
+    assert '\n"doe, jane",graded,16,16,2,1,1,1,1,2,1,2,3,2\n' in text, "the comma id must be quoted"
+    assert list(graded.rows) == sorted(graded.rows), "rows sorted by student id"
+    assert graded.rows["blank"]["total"] == "0", "a real zero is a number"
+    assert graded.rows["png-renamed"]["total"] == "", "a failure is not a zero"
+
+
+@pytest.mark.slow
+def test_kernels_ran_sandboxed_and_nothing_escaped(graded):
+    if os.geteuid() != 0:
+        pytest.skip("the sandbox needs root (to switch users and mount)")
+    assert graded.info["sandbox"] == "chroot", (
+        f"kernels ran with sandbox {graded.info['sandbox']!r}: namespaces are not available here"
+    )
+    for path in ESCAPES:
+        assert not path.exists(), f"a student's kernel wrote {path}"
+    fb = (graded.out / "feedback" / "reads-solutions" / ASSIGNMENT / NOTEBOOK).read_text()
+    assert "could not read" in fb and "FileNotFoundError" in fb, "the solution paths must not exist"
+
+
+@pytest.mark.slow
+def test_feedback_and_returned_notebooks_hold_no_hidden_tests(graded):
+    lines = hidden_test_lines()
+    files = sorted((graded.out / "feedback").rglob("*.html")) + sorted(
+        (graded.out / "feedback").rglob("*.ipynb")
+    )
+    scored = [s for s, r in graded.rows.items() if r["total"] != ""]
+    assert len(files) == 2 * len(scored), f"an HTML and a notebook per scored student: {len(files)} files"
+    for path in files:
+        text = visible_text(path)
+        assert "BEGIN HIDDEN TESTS" not in text and "END HIDDEN TESTS" not in text, f"marker in {path}"
+        leaked = sorted(line for line in lines if line in text)
+        assert not leaked, f"{path} shows hidden-test lines: {leaked[:3]}"
+    # The check above can fail: the instructor's autograded copies do hold the hidden tests.
+    instructor = visible_text(graded.out / "autograded" / "correct" / ASSIGNMENT / NOTEBOOK)
+    assert "BEGIN HIDDEN TESTS" in instructor and sum(line in instructor for line in lines) > 50
+
+
+@pytest.mark.slow
+def test_printed_hidden_source_is_withheld(graded):
+    path = graded.out / "feedback" / "leaks-via-inspect" / ASSIGNMENT / NOTEBOOK
+    assert redact.REMOVED_OUTPUT in path.read_text(), "the output that quoted a hidden test must go"
+
+
+@pytest.mark.slow
+def test_huge_outputs_stay_small(graded):
+    for student in ("huge-output", "huge-stored-output"):
+        for path in (
+            graded.out / "autograded" / student / ASSIGNMENT / NOTEBOOK,
+            graded.out / "feedback" / student / ASSIGNMENT / NOTEBOOK,
+            graded.out / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html",
+        ):
+            size = path.stat().st_size
+            assert size < 1_000_000, f"{path} is {size / 1e6:.1f} MB: the 50 MB output must be cut"
+
+
+@pytest.mark.slow
+def test_reports_gradebook_and_received_files(graded):
+    out = graded.out
+    summary = (out / "summary.md").read_text()
+    assert f"{len(CASES)} students:" in summary and "| test_sigmoid | 2 |" in summary, summary[:600]
+    assert "slow-everywhere" in summary and "wall limit" in summary, "failures are listed with why"
+    assert (out / "summary.png").read_bytes().startswith(b"\x89PNG")
+    assert (out / "received" / "png-renamed" / NOTEBOOK).read_bytes().startswith(b"\x89PNG")
+    assert "31 students" in graded.proc.stdout or f"{len(CASES)} students" in graded.proc.stdout
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
+        assert gb.find_submission(ASSIGNMENT, "correct").score == TOTAL
+        assert gb.find_submission(ASSIGNMENT, "os-exit").score == 6
+        assert gb.find_submission(ASSIGNMENT, "doe, jane").score == TOTAL
+        ids = {s.id for s in gb.students}
+    assert "png-renamed" not in ids, "no score, no gradebook entry"
+
+
+# --- other forms of input, and running again (slow) -----------------------------------------------
+
+SUBSET = ["correct", "blank", "one-wrong-part", "os-exit", "invalid-json", "doe, jane", "infinite-loop"]
+
+
+@pytest.fixture(scope="module")
+def zipped_twice(tmp_path_factory):
+    base = tmp_path_factory.mktemp("zipped")
+    folder = write_class(base / "class" / "submissions", SUBSET)
+    archive = base / "submissions.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.rglob("*")):
+            zf.write(path, path.relative_to(base / "class"))
+    first = _run(archive, base / "out")
+    csv_first = (base / "out" / "grades.csv").read_bytes()
+    second = _run(archive, base / "out")  # the same command again, into the same folder
+    return first, csv_first, second
+
+
+@pytest.mark.slow
+def test_a_zip_gives_the_same_rows_as_the_folder(graded, zipped_twice):
+    first, _, _ = zipped_twice
+    assert set(first.rows) == set(SUBSET)
+    for student in SUBSET:
+        assert first.rows[student] == graded.rows[student], (
+            f"{student}: graded alone {first.rows[student]}, with the class {graded.rows[student]}"
+        )
+
+
+@pytest.mark.slow
+def test_running_twice_gives_the_same_csv(zipped_twice):
+    _, csv_first, second = zipped_twice
+    assert (second.out / "grades.csv").read_bytes() == csv_first
+
+
+@pytest.mark.slow
+def test_lms_flat_folder(graded, tmp_path):
+    flat = tmp_path / "downloads"
+    flat.mkdir()
+    nbformat.write(solution(), str(flat / f"smith_12345_678_{NOTEBOOK}"))
+    nbformat.write(read(RELEASE), str(flat / f"jones-{NOTEBOOK}"))
+    nbformat.write(solution(), str(flat / f"brown_{ASSIGNMENT} (1).ipynb"))
+    (flat / "README.txt").write_text("exported by the LMS")
+    run = _run(flat, tmp_path / "out")
+    assert run.rows["smith_12345_678"] == dict(graded.rows["correct"], id="smith_12345_678")
+    assert run.rows["jones"] == dict(graded.rows["blank"], id="jones")
+    assert run.rows["brown"]["status"] == "ungradable"
+    assert "wrong file name" in run.notes["brown"]["reasons"]
+    assert "README.txt" in (run.out / "summary.md").read_text(), "files of no student are reported"
+
+
+# --- course check (slow: real kernels) -----------------------------------------------------------
+
+
+def check(nb_or_bytes, tmp_path: Path, name: str = NOTEBOOK) -> subprocess.CompletedProcess:
+    path = tmp_path / name
+    if isinstance(nb_or_bytes, bytes):
+        path.write_bytes(nb_or_bytes)
+    else:
+        nbformat.write(nb_or_bytes, str(path))
+    return course("check", str(path), "--timeout", "60", timeout=300)
+
+
+@pytest.mark.slow
+def test_check_passes_a_correct_notebook(tmp_path):
+    proc = check(solution(), tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "visible tests: 10/10 parts pass (16/16 points" in proc.stdout, proc.stdout
+    assert "FAIL" not in proc.stdout and "WARNING" not in proc.stdout
+
+
+@pytest.mark.slow
+def test_check_fails_the_blank_exercise(tmp_path):
+    proc = check(read(RELEASE), tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "visible tests: 0/10 parts pass" in proc.stdout, proc.stdout
+    assert "NotImplementedError" in proc.stdout, "unanswered parts are named"
+
+
+@pytest.mark.slow
+def test_check_warns_about_an_edited_test_and_runs_the_original(tmp_path):
+    proc = check(_test_edited_to_pass(), tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "WARNING: test cell test_relu was edited" in proc.stdout, proc.stdout
+    assert re.search(r"FAIL\s+test_relu\s", proc.stdout), "the original test_relu must run and fail"
+    assert "visible tests: 9/10 parts pass" in proc.stdout, proc.stdout
+
+
+@pytest.mark.slow
+def test_check_warns_about_a_deleted_test(tmp_path):
+    proc = check(_test_deleted(), tmp_path)
+    assert proc.returncode == 1
+    assert "WARNING: test cell test_relu_grad was deleted" in proc.stdout, proc.stdout
+    assert re.search(r"FAIL\s+test_relu_grad\s", proc.stdout), proc.stdout
+
+
+def test_check_refuses_what_is_not_a_notebook(tmp_path):
+    proc = check(b'{"cells": [', tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "not valid JSON" in proc.stderr
+
+
+# --- the pieces, without kernels (fast) ----------------------------------------------------------
+
+
+def test_a_student_notebook_needs_no_repair():
+    nb, notes = normalize(solution(), read(RELEASE))
+    assert notes == [], f"an untouched notebook was 'repaired': {notes}"
+    nb, notes = normalize(read(SOLUTION), read(RELEASE))
+    assert notes == [], f"the instructor's solution (hidden tests included) was 'repaired': {notes}"
+
+
+def _ids(nb) -> list[str]:
+    return [meta(c).get("grade_id") for c in nb.cells if meta(c).get("grade_id")]
+
+
+def test_normalize_puts_back_deleted_and_moved_tests_in_place():
+    release = read(RELEASE)
+    nb, notes = normalize(_test_deleted(), release)
+    assert _ids(nb) == _ids(release), "the deleted test comes back where it was"
+    assert notes == ["test cell test_relu_grad was deleted: the original is put back"], notes
+    nb, notes = normalize(_test_moved(), release)
+    assert _ids(nb) == _ids(release)
+    assert notes == ["test cell test_sigmoid was moved before sigmoid: put back after it"], notes
+
+
+def test_normalize_strips_copies_renames_and_resets_metadata():
+    release = read(RELEASE)
+    nb, notes = normalize(_test_copied_before_answer(), release)
+    assert _ids(nb) == _ids(release) and len(nb.cells) == len(release.cells) + 1
+    assert any("appears 2 times" in n for n in notes), notes
+    nb, notes = normalize(_grade_id_renamed(), release)
+    assert _ids(nb) == _ids(release)
+    assert any("unknown grade id 'test_relu_v2'" in n for n in notes), notes
+    edited = solution()
+    cell(edited, "test_sigmoid").metadata["nbgrader"]["points"] = 20
+    cell(edited, "test_relu").metadata["nbgrader"]["grade"] = False
+    nb, notes = normalize(edited, release)
+    assert meta(cell(nb, "test_sigmoid"))["points"] == 2 and meta(cell(nb, "test_relu"))["grade"] is True
+    assert len([n for n in notes if "metadata" in n]) == 2, notes
+
+
+def test_normalize_resets_kernelspec_and_clears_outputs():
+    nb, notes = normalize(_kernelspec_changed(), read(RELEASE))
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert notes == ["kernelspec 'ir' instead of 'python3': reset"]
+    stored = solution()
+    cell(stored, "setup").outputs = [nbformat.v4.new_output("stream", name="stdout", text="y" * 2_000_000)]
+    nb, notes = normalize(stored, read(RELEASE))
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    assert notes == ["stored outputs (2.0 MB) cleared before grading"], notes
+
+
+def test_a_notebook_without_the_assignment_cells_is_foreign():
+    assert foreign_notebook(_new_notebook(), read(RELEASE)) is not None
+    assert foreign_notebook(solution(), read(RELEASE)) is None
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "empty file"),
+        (b"  \n", "only white space"),
+        (b"\x89PNG\r\n\x1a\n....", "a PNG image"),
+        (b"%PDF-1.4 ...", "a PDF document"),
+        (b'{"cells": [', "not valid JSON: Expecting value at line 1, column 12"),
+        (b'{"a": 1}', "JSON but not a notebook"),
+        (b"\xff\xfe\x00", "not UTF-8"),
+    ],
+)
+def test_load_notebook_says_why(tmp_path, content, reason):
+    path = tmp_path / NOTEBOOK
+    path.write_bytes(content)
+    nb, problem, _ = load_notebook(path)
+    assert nb is None and problem is not None and reason in problem, problem
+
+
+def test_load_notebook_reads_a_good_one(tmp_path):
+    path = tmp_path / NOTEBOOK
+    nbformat.write(solution(), str(path))
+    nb, problem, notes = load_notebook(path)
+    assert problem is None and notes == [] and len(nb.cells) == len(solution().cells)
+
+
+def test_collect_folders_layouts_and_flat_files(tmp_path):
+    root = tmp_path / "subs"
+    names = [
+        f"ann/{NOTEBOOK}", f"bob/{ASSIGNMENT}/{NOTEBOOK}", f"cy/{ASSIGNMENT} (1).ipynb", "dee/notes.txt",
+        f"eve_1_2_{NOTEBOOK}", f"fay-{ASSIGNMENT} (2).ipynb", "README.md", f".hidden/{NOTEBOOK}",
+    ]  # fmt: skip
+    for rel in names:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("{}")
+    (root / "empty").mkdir()
+    subs, warnings = collect(root, [ASSIGNMENT], assignment=ASSIGNMENT)
+    by = {s.student: s for s in subs}
+    assert sorted(by) == ["ann", "bob", "cy", "dee", "empty", "eve_1_2", "fay"]
+    assert by["ann"].gradable and by["bob"].gradable and by["eve_1_2"].gradable
+    assert by["bob"].files[ASSIGNMENT] == root / "bob" / ASSIGNMENT / NOTEBOOK
+    assert "wrong file name" in by["cy"].problems[0] and "wrong file name" in by["fay"].problems[0]
+    assert "missing notebook" in by["dee"].problems[0] and "notes.txt" in by["dee"].problems[0]
+    assert "the folder is empty" in by["empty"].problems[0]
+    assert warnings == ["README.md: no student id or notebook name in the file name: ignored"]
+
+
+def test_collect_with_an_id_pattern(tmp_path):
+    (tmp_path / f"Ann Lee - 123 - {NOTEBOOK}").write_text("{}")
+    subs, _ = collect(tmp_path, [ASSIGNMENT], id_pattern=r"(?P<name>.+) - (?P<student>\d+) - .*")
+    assert [s.student for s in subs] == ["123"] and subs[0].gradable
+    with pytest.raises(SubmissionError, match="student"):
+        collect(tmp_path, [ASSIGNMENT], id_pattern=r"(?P<who>.+)")
+
+
+def test_zip_is_unpacked_safely(tmp_path):
+    good = tmp_path / "good.zip"
+    with zipfile.ZipFile(good, "w") as zf:
+        zf.writestr(f"submissions/ann/{NOTEBOOK}", "{}")
+        zf.writestr(f"submissions/bob/{NOTEBOOK}", "{}")
+        zf.writestr("__MACOSX/._ann", "junk")
+    subs, _ = collect(good, [ASSIGNMENT], unpack_to=tmp_path / "u")
+    assert [s.student for s in subs] == ["ann", "bob"]
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("../outside.ipynb", "{}")
+    with pytest.raises(SubmissionError, match="unsafe path"):
+        safe_unzip(evil, tmp_path / "v")
+    assert not (tmp_path / "outside.ipynb").exists()
+
+
+def test_redaction_removes_blocks_tracebacks_and_quotes():
+    sol = read(SOLUTION)
+    lines = redact.hidden_lines(sol, visible=[c.source for c in read(RELEASE).cells])
+    assert lines and len(lines) > 50
+    c = cell(sol, "test_sigmoid")
+    c.outputs = [
+        nbformat.v4.new_output("error", ename="AssertionError", evalue="sigmoid is wrong",
+                               traceback=["Traceback", "----> 30 _assert_from_scratch(sigmoid)"]),
+    ]  # fmt: skip
+    quoted = sorted(lines)[0]
+    cell(sol, "sigmoid").outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"ok\n{quoted}\n")]
+    out, removed = redact.redact_notebook(sol, lines)
+    text = nbformat.writes(out)
+    assert redact.find_leaks(text, lines) == [], "nothing hidden is left"
+    assert "BEGIN HIDDEN" not in text and redact.REMOVED_SOURCE in cell(out, "test_sigmoid").source
+    assert cell(out, "test_sigmoid").outputs[0]["traceback"] == [
+        "AssertionError: sigmoid is wrong",
+        redact.TRACEBACK_NOTE,
+    ]
+    assert cell(out, "sigmoid").outputs[0]["text"].startswith(redact.REMOVED_OUTPUT)
+    assert removed >= 11
+    assert redact.find_leaks(nbformat.writes(sol), lines), "the unredacted notebook is caught"
+    html = "<pre><span>" + "</span> <span>".join(quoted.split()) + "</span></pre>"
+    assert redact.find_leaks(html, lines, is_html=True) == [quoted], "found through HTML tags"
+
+
+def _report(results) -> ClassReport:
+    return ClassReport(
+        ASSIGNMENT, Path("/nowhere"), results, ["test_a", "test_b"], {"test_a": 1.0, "test_b": 2.0},
+        3.0, "chroot", "", GradeOptions(), 1.0,
+    )  # fmt: skip
+
+
+def test_grades_csv_format():
+    report = _report([
+        StudentResult('o"brien, pat', "graded", 3.0, 3.0, {"test_a": (1.0, 1.0), "test_b": (2.0, 2.0)}),
+        StudentResult("zed", "crashed", 1.5, 3.0, {"test_a": (1.0, 1.0), "test_b": (0.5, 2.0)}, ["died"]),
+        StudentResult("amy", "ungradable", None, 3.0, {}, ["empty file"]),
+    ])  # fmt: skip
+    assert grades_csv(report) == (
+        "id,status,total,max,test_a,test_b\n"
+        '"o""brien, pat",graded,3,3,1,2\n'
+        "zed,crashed,1.5,3,1,0.5\n"
+        "amy,ungradable,,3,,\n"
+    )
+    assert list(csv.reader(io.StringIO(notes_csv(report))))[2] == ["zed", "crashed", "died", ""]
+
+
+def test_sandbox_kernelspec_starts_the_launcher_without_site_packages():
+    argv = kernelspec()["argv"]
+    assert argv[1:3] == ["-I", "-S"] and argv[3].endswith("course_lib/grading/sandbox.py")
+    assert argv[-1] == "{connection_file}"
+    assert Path(argv[3]).is_file()
+
+
+def test_cli_grade_and_check_options():
+    args = build_parser().parse_args(
+        ["grade", ASSIGNMENT, "subs", "--out", "o", "-j", "3", "--memory", "900"]
+    )
+    assert (args.jobs, args.timeout, args.wall_limit, args.memory, args.sandbox) == (3, 60, 600, 900, "auto")
+    assert args.func.__name__ == "_cmd_grade"
+    args = build_parser().parse_args(["check", "nb.ipynb"])
+    assert args.notebook == Path("nb.ipynb") and args.func.__name__ == "_cmd_check"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["grade", ASSIGNMENT, "subs"])  # --out is required
+
+
+def test_grade_refuses_an_output_folder_it_did_not_make(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    proc = course("grade", ASSIGNMENT, str(tmp_path), "--out", str(tmp_path), timeout=120)
+    assert proc.returncode == 1 and "not empty" in proc.stderr, proc.stderr
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_in_process_alembic_head_matches_nbgrader():
+    from nbgrader.api import get_alembic_version
+
+    from course_lib.grading.worker import alembic_head
+
+    env_path = os.environ.get("PATH", "")
+    os.environ["PATH"] = f"{BIN}{os.pathsep}{env_path}"
+    try:
+        assert alembic_head() == get_alembic_version()
+    finally:
+        os.environ["PATH"] = env_path
+
+
+@pytest.mark.slow
+def test_without_sandbox_the_limits_still_apply(tmp_path):
+    """--sandbox none: the kernel runs as the instructor, but in its own folder, with the
+    launcher's limits and the hardened Execute (a memory bomb still ends in MemoryError)."""
+    subs = write_class(tmp_path / "subs", ["correct", "memory-bomb"])
+    run = _run(subs, tmp_path / "out", "--sandbox", "none", "--jobs", "1")
+    assert run.info["sandbox"] == "none"
+    assert run.rows["correct"]["total"] == "16" and run.rows["correct"]["status"] == "graded"
+    assert run.rows["memory-bomb"]["total"] == "15"
+    assert "MemoryError in elu_grad" in run.notes["memory-bomb"]["notes"]
+    assert "no sandbox" in (run.out / "summary.md").read_text()
+
+
+def test_user_sandbox_works_or_says_why(tmp_path):
+    """The `user` level needs an interpreter the sandbox user can run; where it cannot (here,
+    Python under /root), choosing it must fail with the reason, never fall back to root."""
+    if os.geteuid() != 0:
+        pytest.skip("switching users needs root")
+    from course_lib.grading.batch import choose_sandbox
+    from course_lib.grading.workspace import GradingError
+
+    try:
+        level, users, _ = choose_sandbox("user", 1, tmp_path, 2048)
+    except GradingError as err:
+        assert "cannot run kernels as an unprivileged user" in str(err) and "user:" in str(err)
+    else:
+        assert level == "user" and users[0][1] != 0
