@@ -203,6 +203,12 @@ def build_root(root: str, config: SandboxConfig) -> list[str]:
     file system; returns what was mounted. The caller then chroots into it."""
     done: list[str] = []
     _mount("tmpfs", root, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=755,size=4m")
+    # The private /tmp and /dev/shm first: what is bound below stays visible even when it lives
+    # under /tmp (a repository or a venv cloned there), instead of being hidden by the tmpfs.
+    for tmp, size in (("/tmp", config.tmp_size_mb), ("/dev/shm", 64)):
+        os.makedirs(root + tmp, exist_ok=True)
+        _mount("tmpfs", root + tmp, "tmpfs", _MS_NOSUID | _MS_NODEV, f"mode=1777,size={size}m")
+        done.append(f"{tmp} (private tmpfs, {size} MB)")
     bound: list[str] = []
     for path in SYSTEM_PATHS:
         if os.path.islink(path):
@@ -217,10 +223,6 @@ def build_root(root: str, config: SandboxConfig) -> list[str]:
     done += bound
     _bind(config.kernel_dir, root + KERNEL_HOME, readonly=False)
     done.append(f"{config.kernel_dir} -> {KERNEL_HOME} (rw)")
-    for tmp, size in (("/tmp", config.tmp_size_mb), ("/dev/shm", 64)):
-        os.makedirs(root + tmp, exist_ok=True)
-        _mount("tmpfs", root + tmp, "tmpfs", _MS_NOSUID | _MS_NODEV, f"mode=1777,size={size}m")
-        done.append(f"{tmp} (private tmpfs, {size} MB)")
     os.makedirs(root + "/var", exist_ok=True)
     os.symlink("/tmp", root + "/var/tmp")
     for dev in DEVICES:
