@@ -7,14 +7,31 @@ the last one smaller when ``batch_size`` does not divide N (``drop_last=False``)
 
 Its progress bar (tqdm) shows in a terminal and stays quiet in tests, page builds and notebooks
 unless asked for (``progress=True``) or forced with ``COURSE_PROGRESS=1``.
+
+Regularization (book chapter 4): a model with dropout gets the masks' Generator in every
+training step (spawned from ``rng``, so the batches are the same with or without dropout); a
+model's ``penalty()`` (L1/L2) is part of the training loss; ``apply_constraints()`` (max-norm)
+runs after every optimizer step. ``callbacks`` see every epoch's metrics: ``EarlyStopping``
+stops training when the monitored metric stops improving and can restore the best weights;
+``Checkpoint`` saves the weights (``save_weights``: NumPy ``.npz``, torch ``state_dict``) to
+a file, atomically, and ``load_weights`` reads them back with a clear error when the file is
+damaged or belongs to another model. Keras's ``EarlyStopping`` and ``ModelCheckpoint`` are the
+references for their behaviour.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import math
 import os
 import sys
+import tempfile
 import time
+import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,6 +73,10 @@ def progress_enabled(progress: bool | None) -> bool:
     return sys.stderr.isatty()
 
 
+#: The per-epoch metrics of a ``History`` that callbacks can monitor.
+METRICS = ("train_loss", "train_acc", "val_loss", "val_acc")
+
+
 def _is_torch(model: Any) -> bool:
     return "torch" in sys.modules and isinstance(model, sys.modules["torch"].nn.Module)
 
@@ -74,11 +95,14 @@ def fit(
     rng: np.random.Generator | int = 0,
     progress: bool | None = None,
     eval_train: bool = True,
+    callbacks: Sequence[Callback] = (),
 ) -> History:
     """Train ``model`` with mini-batches for ``epochs`` epochs; returns its ``History``.
 
     ``model`` is a ``numpy_impl.mlp.MLP`` (``optimizer`` defaults to ``numpy_impl.optimizers.SGD(lr)``)
     or a ``torch.nn.Module`` returning logits (``optimizer`` defaults to ``torch.optim.SGD``).
+    ``callbacks`` (``EarlyStopping``, ``Checkpoint``, or anything with their three methods) are
+    told about every epoch and may stop training early.
     """
     X, y = np.asarray(X), np.asarray(y)
     if len(X) != len(y):
@@ -86,8 +110,13 @@ def fit(
     if epochs < 1 or batch_size < 1:
         raise ValueError("epochs and batch_size must be at least 1")
     rng = np.random.default_rng(rng)
-    step, evaluate = (_torch_fns if _is_torch(model) else _numpy_fns)(model, lr, optimizer)
+    # Dropout masks come from a child of rng: spawning does not advance rng, so the batches are
+    # the same with or without dropout. torch models draw from their own generator.
+    drop_rng = rng.spawn(1)[0] if getattr(model, "has_dropout", False) and not _is_torch(model) else None
+    step, evaluate = (_torch_fns if _is_torch(model) else _numpy_fns)(model, lr, optimizer, drop_rng)
     hist = History()
+    for cb in callbacks:
+        cb.on_train_begin(model)
     bar = tqdm(range(1, epochs + 1), desc="epochs", disable=not progress_enabled(progress), leave=False)
     for epoch in bar:
         order = rng.permutation(len(X))
@@ -105,17 +134,29 @@ def fit(
             hist.val_acc.append(va)
         val_acc = f"{hist.val_acc[-1]:.3f}" if hist.val_acc else "-"
         bar.set_postfix(loss=f"{hist.train_loss[-1]:.3f}", val_acc=val_acc)
+        logs = {k: getattr(hist, k)[-1] for k in METRICS if getattr(hist, k)}
+        stop = [cb.on_epoch_end(epoch, logs, model) for cb in callbacks]  # every callback sees it
+        if any(stop):
+            break
+    for cb in callbacks:
+        cb.on_train_end(model)
     return hist
 
 
-def _numpy_fns(model, lr, optimizer):
+def _numpy_fns(model, lr, optimizer, drop_rng=None):
     from course_lib.numpy_impl.optimizers import SGD
 
     opt = optimizer or SGD(lr=lr)
+    constrain = getattr(model, "apply_constraints", None)
 
     def step(xb, yb):
-        loss, grads = model.loss_and_grads(xb, yb)
+        if drop_rng is None:
+            loss, grads = model.loss_and_grads(xb, yb)
+        else:
+            loss, grads = model.loss_and_grads(xb, yb, rng=drop_rng)
         opt.step(model.params, grads)
+        if constrain is not None:
+            constrain()
         return loss
 
     def evaluate(Xe, ye):
@@ -127,12 +168,14 @@ def _numpy_fns(model, lr, optimizer):
     return step, evaluate
 
 
-def _torch_fns(model, lr, optimizer):
+def _torch_fns(model, lr, optimizer, drop_rng=None):
     import torch
     import torch.nn.functional as F
 
     p = next(model.parameters())
     opt = optimizer or torch.optim.SGD(model.parameters(), lr=lr)
+    penalty = getattr(model, "penalty", None)
+    constrain = getattr(model, "apply_constraints", None)
 
     def tensors(Xe, ye):
         return (  # class ids as int64 (F.cross_entropy's "Long"), whatever int type y has
@@ -145,8 +188,12 @@ def _torch_fns(model, lr, optimizer):
         model.train()
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(xb), yb)
+        if penalty is not None:
+            loss = loss + penalty()
         loss.backward()
         opt.step()
+        if constrain is not None:
+            constrain()
         return loss.item()
 
     @torch.no_grad()
@@ -158,3 +205,319 @@ def _torch_fns(model, lr, optimizer):
         return F.cross_entropy(logits, ye).item(), (logits.argmax(1) == ye).sum().item() / len(ye)
 
     return step, evaluate
+
+
+# ------------------------------------------------------------------------------------ callbacks
+
+
+class Callback:
+    """What ``fit`` tells a callback. ``on_epoch_end`` returns True to stop training."""
+
+    def on_train_begin(self, model: Any) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], model: Any) -> bool:
+        return False
+
+    def on_train_end(self, model: Any) -> None:
+        pass
+
+
+class _Monitor(Callback):
+    """Tracks the best value of one metric: lower for a loss, higher for an accuracy (``mode="auto"``)."""
+
+    def __init__(self, monitor: str, mode: str, min_delta: float) -> None:
+        if mode == "auto":
+            mode = "max" if "acc" in monitor else "min"
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
+        if min_delta < 0:
+            raise ValueError(f"min_delta must be >= 0, got {min_delta}")
+        self.monitor, self.mode, self.min_delta = monitor, mode, float(min_delta)
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+
+    def _value(self, logs: dict[str, float]) -> float:
+        if self.monitor not in logs:
+            hint = " (pass X_val and y_val to fit)" if self.monitor.startswith("val_") else ""
+            raise ValueError(
+                f"{type(self).__name__} monitors {self.monitor!r}, but fit records only "
+                f"{sorted(logs)}{hint}"
+            )
+        return float(logs[self.monitor])
+
+    def _improves(self, value: float) -> bool:
+        """Better than the best so far by more than min_delta (NaN never improves)."""
+        if math.isnan(value):
+            return False
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def _record(self, epoch: int, value: float) -> bool:
+        if self._improves(value):
+            self.best, self.best_epoch = value, epoch
+            return True
+        return False
+
+
+class EarlyStopping(_Monitor):
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
+
+    As Keras's ``EarlyStopping``: with the best value at epoch b, training stops at the end of
+    epoch b + patience if none of those epochs improved on it. With ``restore_best``, the model
+    gets the weights of epoch b back when training ends (stopped early or not). After ``fit``,
+    ``best_epoch``, ``best`` and ``stopped_epoch`` (None if it ran all its epochs) say what
+    happened.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 5,
+        min_delta: float = 0.0,
+        restore_best: bool = True,
+        mode: str = "auto",
+    ) -> None:
+        super().__init__(monitor, mode, min_delta)
+        if int(patience) != patience or patience < 0:
+            raise ValueError(f"patience is a number of epochs >= 0, got {patience}")
+        self.patience, self.restore_best = int(patience), restore_best
+
+    def on_train_begin(self, model: Any) -> None:
+        self.best = self.best_epoch = self.stopped_epoch = None
+        self.wait = 0
+        self.best_weights: dict | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], model: Any) -> bool:
+        if self._record(epoch, self._value(logs)):
+            self.wait = 0
+            if self.restore_best:
+                self.best_weights = get_weights(model)
+            return False
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            return True
+        return False
+
+    def on_train_end(self, model: Any) -> None:
+        if self.restore_best and self.best_weights is not None:
+            set_weights(model, self.best_weights)
+
+
+class Checkpoint(_Monitor):
+    """Save the model's weights to ``path`` after an epoch: every epoch, or (``save_best_only``)
+    only when ``monitor`` improves, as Keras's ``ModelCheckpoint(save_weights_only=True)``.
+
+    ``path`` may contain ``{epoch}`` or a metric (``"ckpt-{epoch:03d}-{val_acc:.3f}.npz"``) to
+    keep one file per save. Writes are atomic (``save_weights``). ``saved_epochs`` lists the
+    epochs saved; ``load_weights(model, checkpoint.path)`` reads the best one back.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        monitor: str = "val_loss",
+        save_best_only: bool = True,
+        mode: str = "auto",
+        min_delta: float = 0.0,
+    ) -> None:
+        super().__init__(monitor, mode, min_delta)
+        self.pattern, self.save_best_only = str(path), save_best_only
+        self.path: Path | None = None if "{" in self.pattern else Path(self.pattern)
+        self.saved_epochs: list[int] = []
+
+    def on_train_begin(self, model: Any) -> None:
+        self.best = self.best_epoch = None
+        self.saved_epochs = []
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], model: Any) -> bool:
+        if self.save_best_only:
+            save = self._record(epoch, self._value(logs))
+        else:  # every epoch; the best is still tracked when the metric is recorded
+            save = True
+            if self.monitor in logs:
+                self._record(epoch, float(logs[self.monitor]))
+        if save:
+            self.path = Path(self.pattern.format(epoch=epoch, **logs))
+            save_weights(model, self.path)
+            self.saved_epochs.append(epoch)
+        return False
+
+
+# -------------------------------------------------------------------------- weights and files
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be read, or does not fit the model; the message says why."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """There is no checkpoint file at that path."""
+
+
+#: Names written into every checkpoint, to recognise it and the library that wrote it.
+_NUMPY_FORMAT, _TORCH_FORMAT = "course_lib.numpy_impl", "course_lib.torch_impl"
+_META = "__meta__"
+
+
+def get_weights(model: Any) -> dict[str, Any]:
+    """A copy of the model's weights: ``params`` arrays (NumPy) or the ``state_dict`` (torch)."""
+    if _is_torch(model):
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return {k: np.array(v, copy=True) for k, v in model.params.items()}
+
+
+def set_weights(model: Any, weights: dict[str, Any]) -> None:
+    """Put ``weights`` (from ``get_weights`` or a checkpoint) back into the model, in place."""
+    _check_fits(model, {k: tuple(v.shape) for k, v in weights.items()}, "these weights")
+    if _is_torch(model):
+        model.load_state_dict(weights)
+    else:
+        for k, v in weights.items():
+            model.params[k][...] = v
+
+
+def _model_shapes(model: Any) -> dict[str, tuple[int, ...]]:
+    if _is_torch(model):
+        return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    return {k: tuple(np.shape(v)) for k, v in model.params.items()}
+
+
+def _check_fits(model: Any, shapes: dict[str, tuple[int, ...]], what: str) -> None:
+    expected = _model_shapes(model)
+    problems = [f"{k} is missing" for k in expected if k not in shapes]
+    problems += [f"{k} is not a parameter of the model" for k in shapes if k not in expected]
+    problems += [
+        f"{k} has shape {shapes[k]} there but {expected[k]} in the model"
+        for k in expected
+        if k in shapes and shapes[k] != expected[k]
+    ]
+    if problems:
+        sizes = getattr(model, "sizes", None)
+        model_desc = type(model).__name__ + (f"{sizes}" if sizes else "")
+        raise CheckpointError(
+            f"{what} do not fit this {model_desc}: " + "; ".join(problems[:6])
+            + (" ..." if len(problems) > 6 else "")
+            + ". Build the model with the same sizes (and options) as the one that was saved."
+        )
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(file)`` on a temporary file next to ``path``, then rename it to ``path``.
+
+    A crash (or an exception in ``write``) leaves ``path`` as it was: the old checkpoint or
+    none, never a half-written one; the temporary file is removed.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic on POSIX and Windows
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def save_weights(model: Any, path: str | os.PathLike) -> Path:
+    """Write the model's weights to ``path`` atomically: NumPy MLP -> ``.npz`` (no pickle), torch
+    module -> ``torch.save`` of its ``state_dict``. Returns the path."""
+    path = Path(path)
+    meta = {"model": type(model).__name__, "sizes": getattr(model, "sizes", None), "version": 1}
+    if _is_torch(model):
+        import torch
+
+        payload = {"format": _TORCH_FORMAT, "meta": json.dumps(meta), "state_dict": model.state_dict()}
+        _atomic_write(path, lambda f: torch.save(payload, f))
+    else:
+        meta["format"] = _NUMPY_FORMAT
+        arrays = {k: np.asarray(v) for k, v in model.params.items()}
+        if _META in arrays:
+            raise ValueError(f"a parameter may not be called {_META!r}")
+        _atomic_write(path, lambda f: np.savez(f, **arrays, **{_META: np.array(json.dumps(meta))}))
+    return path
+
+
+def _sniff(path: Path) -> str | None:
+    """Which library wrote this zip-based file: 'numpy', 'torch', or None (unknown / not a zip)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return None
+    if f"{_META}.npy" in names:
+        return "numpy"
+    if any(n.endswith("/data.pkl") for n in names):
+        return "torch"
+    return None
+
+
+def _unreadable(path: Path, err: BaseException) -> CheckpointError:
+    return CheckpointError(
+        f"{path} is not a readable checkpoint ({type(err).__name__}: {err}). It is damaged, cut "
+        "off, or not a checkpoint at all; save the weights again (Checkpoint writes are atomic, "
+        "so a crash during save leaves the previous file intact)."
+    )
+
+
+def load_weights(model: Any, path: str | os.PathLike) -> Any:
+    """Read weights written by ``save_weights`` into ``model`` (in place) and return the model.
+
+    Raises ``CheckpointNotFoundError`` when there is no file, ``CheckpointError`` when the file is
+    damaged, was written by the other backend, or does not fit the model (another ``sizes``).
+    Nothing in the model changes unless the whole checkpoint fits.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointNotFoundError(f"no checkpoint at {path}: nothing was saved there (yet)")
+    want, kind = ("torch", _TORCH_FORMAT) if _is_torch(model) else ("numpy", _NUMPY_FORMAT)
+    found = _sniff(path)
+    if found is not None and found != want:
+        raise CheckpointError(
+            f"{path} holds {found} weights but the model is a {want} model: load it into a "
+            f"{'torch_impl' if found == 'torch' else 'numpy_impl'} MLP, or convert it "
+            "(torch_impl.mlp.MLP.load_numpy_params copies NumPy weights)"
+        )
+    if want == "torch":
+        weights = _read_torch(path, model)
+    else:
+        weights = _read_numpy(path)
+    _check_fits(model, {k: tuple(v.shape) for k, v in weights.items()}, f"the weights in {path}")
+    set_weights(model, weights)
+    return model
+
+
+def _read_numpy(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}  # read every member now, inside the try
+    except Exception as err:  # BadZipFile, EOFError, ValueError (not an npz), ...: all unreadable
+        raise _unreadable(path, err) from err
+    meta = arrays.pop(_META, None)
+    try:
+        fmt = json.loads(str(meta)).get("format") if meta is not None else None
+    except json.JSONDecodeError:
+        fmt = None
+    if fmt != _NUMPY_FORMAT:
+        raise CheckpointError(f"{path} is a NumPy file but not a course_lib checkpoint (no {_META} record)")
+    return arrays
+
+
+def _read_torch(path: Path, model: Any) -> dict[str, Any]:
+    import torch
+
+    device = next(iter(model.state_dict().values())).device if model.state_dict() else "cpu"
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # torch.load raises many types on damaged files (KeyError, ...)
+        raise _unreadable(path, err) from err
+    if not isinstance(payload, dict) or payload.get("format") != _TORCH_FORMAT:
+        raise CheckpointError(f"{path} is a torch file but not a course_lib checkpoint (no format record)")
+    return payload["state_dict"]

@@ -4,6 +4,8 @@
 multiplies the upstream gradient ``dout`` by the local derivative; activations'
 ``f_grad`` give that derivative alone. Checked by central differences in
 ``tests/test_mlp.py``; derived in book chapter 1 (backpropagation through a dense layer).
+Inverted dropout (``dropout_forward``/``dropout_backward``) is derived in book chapter 4 and
+tested in ``tests/test_dropout.py``, against the statistics of ``torch.nn.Dropout`` too.
 """
 
 from __future__ import annotations
@@ -55,3 +57,35 @@ def activation_backward(dout: Array, cache: tuple) -> tuple[Array, Array | None]
     if name == "prelu":
         return dout * A.prelu_grad(x, alpha), A.prelu_grad_alpha(x, alpha, dout)
     return dout * A.ACTIVATIONS[name][1](x), None
+
+
+def dropout_forward(
+    x: Array, p: float, rng: np.random.Generator | None, train: bool = True
+) -> tuple[Array, Array | None]:
+    """Inverted dropout: out = x * m with m = keep / (1 - p), keep ~ Bernoulli(1 - p), shape of x.
+
+    ``p`` is the probability of *dropping* a unit (PyTorch's ``p``, Keras's ``rate``; TF1's
+    ``keep_prob`` is 1 - p). Kept units are scaled by 1/(1 - p) so that E[out] = x, and
+    evaluation (``train=False``) is the identity, with no scaling and no random numbers drawn.
+    The cache is the multiplier m (None in evaluation); ``dropout_backward`` reuses it.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout p is the probability of dropping a unit, in [0, 1]; got {p}")
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    if not train or p == 0.0:
+        return x, None
+    if rng is None:
+        raise ValueError("dropout in training needs rng, a np.random.Generator that draws the mask")
+    if p == 1.0:  # everything dropped; 1/(1 - p) would be inf
+        m = np.zeros_like(x)
+    else:
+        u = rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64)
+        m = (u >= p).astype(x.dtype) / x.dtype.type(1.0 - p)  # (N, H): 0 or 1/(1 - p)
+    return x * m, m
+
+
+def dropout_backward(dout: Array, cache: Array | None) -> Array:
+    """dx = dout * m with the forward pass's multiplier m (identity when there was none)."""
+    return dout if cache is None else dout * cache

@@ -4,6 +4,12 @@
 last layer outputs logits for ``losses.cross_entropy``. Its backward is checked by central
 differences and against the torch MLP (``torch_impl.mlp``) in the tests; book chapter 1
 derives it.
+
+Regularization (book chapter 4): ``dropout`` after every hidden activation (one rate, or one per
+hidden layer) and ``input_dropout`` on the inputs, applied only when ``loss_and_grads`` is given
+the Generator that draws the masks; ``l1``/``l2`` penalties on every weight matrix (not the
+biases), added to ``loss`` and to the gradients; ``max_norm``, a constraint that
+``apply_constraints()`` enforces after each optimizer step (``training.fit`` calls it).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from course_lib.numpy_impl import initializers, layers, losses
+from course_lib.numpy_impl import initializers, layers, losses, regularization
 from course_lib.numpy_impl.activations import ACTIVATIONS
 
 Array = NDArray[np.floating]
@@ -30,6 +36,12 @@ class MLP:
     learned slope ``alpha1``, ``alpha2``... per hidden layer (initial value 0.25, as
     ``torch.nn.PReLU``). ``init`` is an initializer name from ``initializers.get`` (for example
     ``"xavier_normal"`` or ``"normal:0.01"``); ``rng`` is a Generator or a seed.
+
+    ``dropout`` is the probability of *dropping* a hidden unit (PyTorch's ``p``), a float for
+    every hidden layer or a list with one per hidden layer; ``input_dropout`` the same for the
+    inputs. ``l1`` and ``l2`` add ``l1 sum|W| + (l2/2) sum W^2`` over the weight matrices to the
+    loss. ``max_norm`` is the largest norm allowed for the incoming weight vector of any unit
+    (a column of a W), enforced by ``apply_constraints``.
     """
 
     def __init__(
@@ -39,6 +51,11 @@ class MLP:
         init: str | None = None,
         rng: np.random.Generator | int = 0,
         dtype: type = np.float64,
+        dropout: float | Sequence[float] = 0.0,
+        input_dropout: float = 0.0,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        max_norm: float | None = None,
     ) -> None:
         if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
             raise ValueError(f"sizes must be at least [inputs, outputs] of positive ints, got {sizes}")
@@ -49,6 +66,15 @@ class MLP:
         self.activation = activation
         self.init = init or DEFAULT_INIT[activation]
         self.dtype = dtype
+        self.dropout = dropout_rates(dropout, len(self.sizes) - 2)
+        self.input_dropout = float(input_dropout)
+        if not 0.0 <= self.input_dropout < 1.0:
+            raise ValueError(f"input_dropout must lie in [0, 1), got {input_dropout}")
+        if l1 < 0 or l2 < 0:
+            raise ValueError(f"penalties must be >= 0, got l1={l1}, l2={l2}")
+        if max_norm is not None and max_norm <= 0:
+            raise ValueError(f"max_norm must be positive (or None), got {max_norm}")
+        self.l1, self.l2, self.max_norm = float(l1), float(l2), max_norm
         self.params: dict[str, Array] = {}
         for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True), start=1):
             self.params[f"W{i}"] = initializers.get(self.init, fan_in, fan_out, rng).astype(dtype)
@@ -61,24 +87,35 @@ class MLP:
         """Number of dense layers (hidden layers + the output layer)."""
         return len(self.sizes) - 1
 
-    def _forward(self, x: Array) -> tuple[Array, list, list[Array]]:
+    @property
+    def has_dropout(self) -> bool:
+        """True when some layer drops units in training (then ``loss_and_grads`` wants an rng)."""
+        return self.input_dropout > 0 or any(p > 0 for p in self.dropout)
+
+    def _forward(
+        self, x: Array, rng: np.random.Generator | None = None
+    ) -> tuple[Array, list, list[Array]]:
+        """Logits, caches and hidden outputs; dropout masks are drawn from ``rng`` when given."""
         x = np.asarray(x, dtype=self.dtype)
         if x.ndim != 2 or x.shape[1] != self.sizes[0]:
             raise ValueError(f"MLP expects inputs of shape (N, {self.sizes[0]}), got {x.shape}")
+        train = rng is not None
         caches, hidden = [], []
-        h = x
+        h, drop_cache = layers.dropout_forward(x, self.input_dropout, rng, train)
         for i in range(1, self.n_layers + 1):
             h, dense_cache = layers.dense_forward(h, self.params[f"W{i}"], self.params[f"b{i}"])
             act_cache = None
             if i < self.n_layers:  # (N, H_i)
                 h, act_cache = layers.activation_forward(h, self.activation, self.params.get(f"alpha{i}"))
                 hidden.append(h)
-            caches.append((dense_cache, act_cache))
+            caches.append((drop_cache, dense_cache, act_cache))
+            if i < self.n_layers:  # the mask of the next layer's input
+                h, drop_cache = layers.dropout_forward(h, self.dropout[i - 1], rng, train)
         return h, caches, hidden
 
-    def forward(self, x: Array) -> Array:
-        """Logits, shape (N, C)."""
-        return self._forward(x)[0]
+    def forward(self, x: Array, rng: np.random.Generator | None = None) -> Array:
+        """Logits, shape (N, C): evaluation mode, or a training pass with dropout masks from ``rng``."""
+        return self._forward(x, rng)[0]
 
     __call__ = forward
 
@@ -94,24 +131,65 @@ class MLP:
         return float((self.predict(x) == np.asarray(y)).mean())
 
     def loss(self, x: Array, y: NDArray[np.integer]) -> float:
-        return losses.cross_entropy(self.forward(x), y)
+        """Mean cross-entropy in evaluation mode (no dropout), plus the weight penalty if any."""
+        return losses.cross_entropy(self.forward(x), y) + self.penalty()
 
-    def loss_and_grads(self, x: Array, y: NDArray[np.integer]) -> tuple[float, dict[str, Array]]:
-        """Mean cross-entropy over the batch and its gradient for every entry of ``params``."""
-        logits, caches, _ = self._forward(x)
-        loss = losses.cross_entropy(logits, y)
+    def penalty(self) -> float:
+        """l1 * sum |W| + (l2 / 2) * sum W^2 over the weight matrices W1..WL (0.0 without)."""
+        if not (self.l1 or self.l2):
+            return 0.0
+        return sum(
+            regularization.elastic_net_penalty(self.params[f"W{i}"], self.l1, self.l2)
+            for i in range(1, self.n_layers + 1)
+        )
+
+    def loss_and_grads(
+        self, x: Array, y: NDArray[np.integer], rng: np.random.Generator | None = None
+    ) -> tuple[float, dict[str, Array]]:
+        """Mean cross-entropy over the batch (+ penalty) and its gradient for every entry of ``params``.
+
+        ``rng`` draws the dropout masks: with it, this is a training step (dropout on); without
+        it the pass is deterministic, as in evaluation (and gradient checks).
+        """
+        logits, caches, _ = self._forward(x, rng)
+        loss = losses.cross_entropy(logits, y) + self.penalty()
         dh = losses.softmax_cross_entropy_grad(logits, y)  # (N, C)
         grads: dict[str, Array] = {}
         for i in range(self.n_layers, 0, -1):
-            dense_cache, act_cache = caches[i - 1]
+            drop_cache, dense_cache, act_cache = caches[i - 1]
             if act_cache is not None:
                 dh, dalpha = layers.activation_backward(dh, act_cache)  # (N, H_i)
                 if dalpha is not None:
                     grads[f"alpha{i}"] = dalpha
-            dh, grads[f"W{i}"], grads[f"b{i}"] = layers.dense_backward(dh, dense_cache)
+            if i > 1:
+                dh, grads[f"W{i}"], grads[f"b{i}"] = layers.dense_backward(dh, dense_cache)
+                dh = layers.dropout_backward(dh, drop_cache)  # same mask as the forward pass
+            else:  # the inputs need no gradient: skip dx = dout W1^T, a quarter of the work
+                grads["W1"], grads["b1"] = dense_cache[0].T @ dh, dh.sum(axis=0)
+            if self.l1 or self.l2:
+                W = self.params[f"W{i}"]
+                grads[f"W{i}"] = grads[f"W{i}"] + regularization.elastic_net_grad(W, self.l1, self.l2)
         return loss, grads
+
+    def apply_constraints(self) -> None:
+        """Project every W_i in place so that no unit's incoming weights are longer than max_norm."""
+        if self.max_norm is None:
+            return
+        for i in range(1, self.n_layers + 1):
+            W = self.params[f"W{i}"]
+            W[...] = regularization.max_norm(W, self.max_norm)
 
     def gradient_norms(self, x: Array, y: NDArray[np.integer]) -> list[float]:
         """||dL/dW_i|| (Frobenius) for i = 1..n_layers: how much signal reaches each layer."""
         _, grads = self.loss_and_grads(x, y)
         return [float(np.linalg.norm(grads[f"W{i}"])) for i in range(1, self.n_layers + 1)]
+
+
+def dropout_rates(dropout: float | Sequence[float], n_hidden: int) -> list[float]:
+    """One drop probability per hidden layer, from a float (the same for all) or a list."""
+    rates = [float(dropout)] * n_hidden if np.ndim(dropout) == 0 else [float(p) for p in dropout]
+    if len(rates) != n_hidden:
+        raise ValueError(f"dropout needs one rate per hidden layer ({n_hidden}), got {len(rates)}: {dropout}")
+    if any(not 0.0 <= p < 1.0 for p in rates):
+        raise ValueError(f"dropout rates are drop probabilities in [0, 1), got {rates}")
+    return rates

@@ -1,4 +1,11 @@
-"""The MLP of numpy_impl.mlp as a ``torch.nn.Module`` (autograd does the backward)."""
+"""The MLP of numpy_impl.mlp as a ``torch.nn.Module`` (autograd does the backward).
+
+The same regularization options as the NumPy MLP: ``dropout`` (our ``layers.Dropout``, i.e.
+``nn.Dropout`` drawing from a generator) after every hidden activation and ``input_dropout``
+before the first layer; ``l1``/``l2`` penalties on the weights (``penalty()``, which
+``training.fit`` adds to the loss); ``max_norm`` on every unit's incoming weights
+(``apply_constraints()``, which ``training.fit`` calls after each optimizer step).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from course_lib.numpy_impl.mlp import DEFAULT_INIT
+from course_lib.numpy_impl.mlp import DEFAULT_INIT, dropout_rates
+from course_lib.torch_impl import regularization
 from course_lib.torch_impl.activations import MODULES
 from course_lib.torch_impl.initializers import init_linear
+from course_lib.torch_impl.layers import Dropout
 
 
 class MLP(nn.Module):
@@ -24,22 +33,67 @@ class MLP(nn.Module):
         generator: torch.Generator | int | None = 0,
         dtype: torch.dtype = torch.float32,
         device: str | torch.device = "cpu",
+        dropout: float | Sequence[float] = 0.0,
+        input_dropout: float = 0.0,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        max_norm: float | None = None,
     ) -> None:
         super().__init__()
         if len(sizes) < 2 or any(int(s) < 1 for s in sizes):  # the NumPy MLP's checks
             raise ValueError(f"sizes must be at least [inputs, outputs] of positive ints, got {sizes}")
         if activation not in MODULES:
             raise ValueError(f"unknown activation {activation!r}; choose from {sorted(MODULES)}")
+        rates = dropout_rates(dropout, len(sizes) - 2)
+        if not 0.0 <= input_dropout < 1.0:
+            raise ValueError(f"input_dropout must lie in [0, 1), got {input_dropout}")
+        if l1 < 0 or l2 < 0:
+            raise ValueError(f"penalties must be >= 0, got l1={l1}, l2={l2}")
+        if max_norm is not None and max_norm <= 0:
+            raise ValueError(f"max_norm must be positive (or None), got {max_norm}")
         if isinstance(generator, int):
             generator = torch.Generator().manual_seed(generator)
         self.sizes, self.activation = [int(s) for s in sizes], activation
         self.init = init or DEFAULT_INIT[activation]
-        modules: list[nn.Module] = []
-        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True), start=1):
-            modules.append(init_linear(nn.Linear(fan_in, fan_out, dtype=dtype), self.init, generator))
-            if i < len(self.sizes) - 1:
+        self.dropout, self.input_dropout = rates, float(input_dropout)
+        self.l1, self.l2, self.max_norm = float(l1), float(l2), max_norm
+        # Dropout masks come from their own generator, seeded from ``generator`` after the weights.
+        linears = [
+            init_linear(nn.Linear(fan_in, fan_out, dtype=dtype), self.init, generator)
+            for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:], strict=True)
+        ]
+        drop_gen = None
+        if self.has_dropout and generator is not None:
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+            drop_gen = torch.Generator(device=device).manual_seed(seed)
+        modules: list[nn.Module] = [Dropout(self.input_dropout, drop_gen)] if self.input_dropout else []
+        for i, linear in enumerate(linears):
+            modules.append(linear)
+            if i < len(rates):  # a hidden layer: activation, then dropout
                 modules.append(MODULES[activation]().to(dtype))
+                if rates[i] > 0:
+                    modules.append(Dropout(rates[i], drop_gen))
         self.net = nn.Sequential(*modules).to(device)
+
+    @property
+    def has_dropout(self) -> bool:
+        """True when some layer drops units in training."""
+        return self.input_dropout > 0 or any(p > 0 for p in self.dropout)
+
+    def penalty(self) -> Tensor:
+        """l1 * sum |W| + (l2 / 2) * sum W^2 over the weight matrices (a 0-d tensor, 0 without)."""
+        total = torch.zeros((), dtype=self.linears[0].weight.dtype, device=self.linears[0].weight.device)
+        if self.l1 or self.l2:
+            for lin in self.linears:
+                total = total + regularization.elastic_net_penalty(lin.weight, self.l1, self.l2)
+        return total
+
+    @torch.no_grad()
+    def apply_constraints(self) -> None:
+        """Rescale, in place, every unit's incoming weights that are longer than ``max_norm``."""
+        if self.max_norm is not None:
+            for lin in self.linears:
+                regularization.max_norm_linear_(lin, self.max_norm)
 
     @property
     def linears(self) -> list[nn.Linear]:
