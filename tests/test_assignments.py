@@ -12,13 +12,13 @@ import ast
 import copy
 import functools
 import re
-import textwrap
 import time
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
+from assignment_harness import cell_by_id, nbgrader_meta, read, replace_cell, replace_solution
 from threadpoolctl import threadpool_limits
 
 from course_lib.grading import integrity
@@ -61,50 +61,6 @@ HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 
 
 # --- building student notebooks from the solution ------------------------------------------------
-
-
-def read(path: Path) -> nbformat.NotebookNode:
-    return copy.deepcopy(_read_cached(path))
-
-
-@functools.lru_cache
-def _read_cached(path: Path) -> nbformat.NotebookNode:
-    return nbformat.read(str(path), as_version=4)
-
-
-def nbgrader_meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def cell_by_id(nb: nbformat.NotebookNode, grade_id: str):
-    found = [c for c in nb.cells if nbgrader_meta(c).get("grade_id") == grade_id]
-    assert len(found) == 1, f"expected one cell with grade_id {grade_id!r}, found {len(found)}"
-    return found[0]
-
-
-def replace_solution(nb: nbformat.NotebookNode, grade_id: str, code: str) -> nbformat.NotebookNode:
-    """A copy of ``nb`` whose ``grade_id`` cell has ``code`` instead of its solution region.
-
-    ``code`` is re-indented to the ``### BEGIN SOLUTION`` line; the markers go, as in a student's
-    notebook. The lines around the region (``def ...:`` and the docstring) are kept.
-    """
-    nb = copy.deepcopy(nb)
-    cell = cell_by_id(nb, grade_id)
-    lines = cell.source.splitlines()
-    starts = [i for i, line in enumerate(lines) if line.strip() == BEGIN]
-    ends = [i for i, line in enumerate(lines) if line.strip() == END]
-    assert len(starts) == len(ends) == 1, f"{grade_id} must have one solution region"
-    indent = lines[starts[0]][: len(lines[starts[0]]) - len(lines[starts[0]].lstrip())]
-    body = [indent + line if line else line for line in textwrap.dedent(code).strip("\n").splitlines()]
-    cell.source = "\n".join(lines[: starts[0]] + body + lines[ends[0] + 1 :])
-    return nb
-
-
-def replace_cell(nb: nbformat.NotebookNode, grade_id: str, source: str) -> nbformat.NotebookNode:
-    """A copy of ``nb`` whose ``grade_id`` cell is ``source`` (module-level imports included)."""
-    nb = copy.deepcopy(nb)
-    cell_by_id(nb, grade_id).source = textwrap.dedent(source).strip("\n")
-    return nb
 
 
 #: Plausible wrong answers: (answer cell, code of its solution region, test cells that must fail).
