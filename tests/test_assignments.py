@@ -18,8 +18,14 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-from assignment_harness import cell_by_id, nbgrader_meta, read, replace_cell, replace_solution
-from threadpoolctl import threadpool_limits
+from assignment_harness import (
+    cell_by_id,
+    nbgrader_meta,
+    read,
+    replace_cell,
+    replace_solution,
+    run_in_process,
+)
 
 from course_lib.grading import integrity
 from course_lib.grading.cli import build_parser, main
@@ -261,30 +267,6 @@ def wrong_notebook(case: str) -> nbformat.NotebookNode:
 def delegating_notebook(case: str) -> nbformat.NotebookNode:
     grade_id, source, _ = DELEGATING[case]
     return replace_cell(read(SOLUTION), grade_id, source)
-
-
-def run_in_process(nb: nbformat.NotebookNode) -> dict[str, BaseException | None]:
-    """Execute the code cells in one ``__main__``-like namespace, as a kernel would, and
-    return {test cell id: the exception it raised, or None}. Errors do not stop the run."""
-    ns: dict = {"__name__": "__main__"}
-    results: dict[str, BaseException | None] = {}
-    with threadpool_limits(1):  # small matrices: BLAS threads only contend (as in grading)
-        for cell in nb.cells:
-            _run_cell(cell, ns, results)
-    return results
-
-
-def _run_cell(cell, ns: dict, results: dict[str, BaseException | None]) -> None:
-    if cell.cell_type != "code":
-        return
-    error = None
-    try:
-        exec(compile(cell.source, f"<cell {cell.get('id')}>", "exec"), ns)  # noqa: S102
-    except Exception as err:  # a failing cell, as nbgrader records it
-        error = err
-    meta = nbgrader_meta(cell)
-    if meta.get("grade"):
-        results[meta["grade_id"]] = error
 
 
 def expected_cells(lost: set[str]) -> dict[str, tuple[float, float]]:
