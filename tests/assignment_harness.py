@@ -13,7 +13,8 @@ delegating answers, then uses these helpers to
 * grade a whole class with real nbgrader in one workspace and one autograde run, and compare
   per-cell scores with ``expected_cells``.
 
-Generalised from ``tests/test_assignments.py`` (assignment 01), which predates this module.
+``AssignmentSuite`` at the end bundles the tests every assignment gets. Generalised from
+``tests/test_assignments.py`` (assignment 01), which predates this module.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+import pytest
 from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -296,3 +298,193 @@ def grade_class(
     start = time.perf_counter()
     scores = grade_all(ws)
     return GradedClass(ws, scores, time.perf_counter() - start, list(students))
+
+
+# --- the shared end-to-end suite -----------------------------------------------------------------
+
+
+class AssignmentSuite:
+    """The end-to-end tests every assignment gets: subclass it as ``TestAssignmentNN`` and declare
+
+    ``ASSIGNMENT`` (folder name), ``POINTS`` (test cell -> points), ``WRONG`` and ``DELEGATING``
+    (name -> ``FakeAnswer``), and the cases graded by real nbgrader (``NBGRADER_WRONG``,
+    ``NBGRADER_DELEGATING``). Optional: ``MIN_PARTS`` (what the issue asks for), ``ANSWER_OF``
+    (test cell -> answer cell, default the test id without ``test_``), ``EXTRA_ANSWERS`` (answer
+    cells no test is named after), ``NOT_FROM_SCRATCH`` (test cells that need no integrity check,
+    such as an experiment), ``ISSUE_WRONG`` (wrong answers the issue names: each must be graded).
+
+    Fast tests check the notebooks' structure and run every fake student in process; the ``slow``
+    ones grade the solution, the release and a class of fake students with real nbgrader, in one
+    workspace outside the repository and one ``nbgrader autograde`` run, and compare every
+    per-cell score.
+    """
+
+    ASSIGNMENT: str
+    POINTS: dict[str, float]
+    WRONG: dict[str, FakeAnswer]
+    DELEGATING: dict[str, FakeAnswer]
+    NBGRADER_WRONG: tuple[str, ...]
+    NBGRADER_DELEGATING: tuple[str, ...]
+    MIN_PARTS = 5
+    ANSWER_OF: dict[str, str] = {}
+    EXTRA_ANSWERS: frozenset[str] = frozenset()
+    NOT_FROM_SCRATCH: frozenset[str] = frozenset()
+    ISSUE_WRONG: tuple[str, ...] = ()
+    MAX_SECONDS = 30  # in process; the rule is < 60 s on 2 cores under a real kernel
+
+    # pytest parametrizes the tests of each subclass from its declarations
+    _PARAMETERS = {
+        "test_id": lambda cls: sorted(cls.POINTS),
+        "notebook": lambda cls: ["solution", "release"],
+        "wrong_case": lambda cls: sorted(cls.WRONG),
+        "delegating_case": lambda cls: sorted(cls.DELEGATING),
+        "graded_wrong_case": lambda cls: list(cls.NBGRADER_WRONG),
+        "graded_delegating_case": lambda cls: list(cls.NBGRADER_DELEGATING),
+    }
+
+    def pytest_generate_tests(self, metafunc) -> None:
+        for name, values in self._PARAMETERS.items():
+            if name in metafunc.fixturenames:
+                metafunc.parametrize(name, values(type(self)))
+
+    @classmethod
+    def solution_path(cls) -> Path:
+        return ROOT / "solutions" / cls.ASSIGNMENT / f"{cls.ASSIGNMENT}.ipynb"
+
+    @classmethod
+    def release_path(cls) -> Path:
+        return ROOT / "exercises" / cls.ASSIGNMENT / f"{cls.ASSIGNMENT}.ipynb"
+
+    @classmethod
+    def answer_of(cls, test_id: str) -> str:
+        return cls.ANSWER_OF.get(test_id, test_id.removeprefix("test_"))
+
+    @classmethod
+    def total(cls) -> float:
+        return sum(cls.POINTS.values())
+
+    # --- structure (fast) ------------------------------------------------------------------------
+
+    def test_points_and_grade_ids_match_the_contract(self):
+        nb = read(self.solution_path())
+        assert contract_problems(nb, self.POINTS) == []
+        assert len(self.POINTS) >= self.MIN_PARTS, f"the issue asks for >= {self.MIN_PARTS} graded parts"
+        answers = {self.answer_of(t) for t in self.POINTS} | set(self.EXTRA_ANSWERS)
+        assert answers <= set(answer_ids(nb)), f"answer cells missing: {answers - set(answer_ids(nb))}"
+
+    def test_notebooks_are_clean_and_use_python3(self, notebook):
+        path = self.solution_path() if notebook == "solution" else self.release_path()
+        assert notebook_problems(read(path), path.name) == []
+
+    def test_test_cells_end_in_a_teaching_assert_and_hide_other_inputs(self, test_id):
+        source = cell_by_id(read(self.solution_path()), test_id).source
+        assert check_test_cell(source, test_id, require_integrity=test_id not in self.NOT_FROM_SCRATCH) == []
+
+    def test_release_leaks_no_solution_or_hidden_test_line(self):
+        assert leaked_lines(read(self.solution_path()), notebook_code(read(self.release_path()))) == []
+
+    def test_solution_passes_every_test_in_process_and_fast(self):
+        results, seconds = timed_run(read(self.solution_path()))
+        assert {k: repr(v) for k, v in results.items() if v is not None} == {}
+        assert set(results) == set(self.POINTS)
+        assert seconds < self.MAX_SECONDS, (
+            f"the solution notebook took {seconds:.1f} s; it must run in < 60 s on 2 cores"
+        )
+
+    def test_release_fails_every_test_in_process(self):
+        assert failing(run_in_process(read(self.release_path()))) == set(self.POINTS)
+
+    def test_wrong_answers_fail_exactly_their_part_in_process(self, wrong_case):
+        failed = failing(run_in_process(self.WRONG[wrong_case].apply(read(self.solution_path()))))
+        assert failed == self.WRONG[wrong_case].fails, f"{wrong_case}: failing tests {failed}"
+
+    def test_delegating_answers_pass_the_value_tests_without_the_integrity_check(
+        self, delegating_case, monkeypatch
+    ):
+        """Control experiment: these answers are *right*; only the integrity check removes credit."""
+        from course_lib.grading import integrity
+
+        monkeypatch.setattr(integrity, "assert_from_scratch", lambda *a, **k: None)
+        results = run_in_process(self.DELEGATING[delegating_case].apply(read(self.solution_path())))
+        assert {k: repr(v) for k, v in results.items() if v is not None} == {}, delegating_case
+
+    def test_delegating_answers_fail_the_integrity_check_in_process(self, delegating_case):
+        from course_lib.grading.integrity import FromScratchError
+
+        results = run_in_process(self.DELEGATING[delegating_case].apply(read(self.solution_path())))
+        failed = {k: v for k, v in results.items() if v is not None}
+        expected = self.DELEGATING[delegating_case].fails
+        assert set(failed) == expected, f"{delegating_case}: failing tests {set(failed)}"
+        assert all(isinstance(v, FromScratchError) for v in failed.values()), (
+            f"{delegating_case} must fail the integrity check, not a value test: {failed}"
+        )
+
+    def test_every_graded_part_has_a_wrong_and_a_delegating_answer(self):
+        parts = set(self.POINTS)
+        assert {t for case in self.NBGRADER_WRONG for t in self.WRONG[case].fails} == parts
+        assert {t for case in self.WRONG.values() for t in case.fails} == parts
+        from_scratch = parts - set(self.NOT_FROM_SCRATCH)
+        assert {t for case in self.DELEGATING.values() for t in case.fails} == from_scratch
+        assert set(self.ISSUE_WRONG) <= set(self.NBGRADER_WRONG), (
+            "the wrong answers the issue names are graded"
+        )
+
+    # --- real nbgrader (slow) --------------------------------------------------------------------
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def graded(cls, tmp_path_factory) -> GradedClass:
+        """One workspace, one autograde run: the solution, the release and every fake student."""
+        solution = read(cls.solution_path())
+        students = {"solution": cls.solution_path(), "release": cls.release_path()}
+        students |= build_class(solution, {c: cls.WRONG[c] for c in cls.NBGRADER_WRONG}, prefix="wrong-")
+        students |= build_class(
+            solution, {c: cls.DELEGATING[c] for c in cls.NBGRADER_DELEGATING}, prefix="delegates-"
+        )
+        start = time.perf_counter()
+        result = grade_class(tmp_path_factory.mktemp("grading"), cls.ASSIGNMENT, students)
+        print(
+            f"autograded {len(students)} students in {result.seconds:.1f} s "
+            f"({time.perf_counter() - start:.1f} s with the set-up)"
+        )
+        assert not (ROOT / "gradebook.db").exists(), "grading must leave no gradebook in the repository"
+        return result
+
+    @pytest.mark.slow
+    def test_solution_scores_full_marks(self, graded):
+        s = graded.scores["solution"]
+        assert s["cells"] == expected_cells(self.POINTS, set()), f"solution per cell: {s['cells']}"
+        assert (s["total"], s["max"]) == (self.total(), self.total())
+
+    @pytest.mark.slow
+    def test_released_notebook_scores_zero(self, graded):
+        r = graded.scores["release"]
+        assert r["cells"] == expected_cells(self.POINTS, set(self.POINTS)), f"release per cell: {r['cells']}"
+        assert (r["total"], r["max"]) == (0, self.total())
+
+    @pytest.mark.slow
+    def test_a_wrong_answer_loses_exactly_its_part(self, graded, graded_wrong_case):
+        lost = self.WRONG[graded_wrong_case].fails
+        s = graded.scores[f"wrong-{graded_wrong_case}"]
+        assert s["cells"] == expected_cells(self.POINTS, lost), f"{graded_wrong_case}: per-cell {s['cells']}"
+        assert s["total"] == self.total() - sum(self.POINTS[t] for t in lost)
+
+    @pytest.mark.slow
+    def test_a_delegating_answer_gets_no_credit(self, graded, graded_delegating_case):
+        lost = self.DELEGATING[graded_delegating_case].fails
+        s = graded.scores[f"delegates-{graded_delegating_case}"]
+        assert s["cells"] == expected_cells(self.POINTS, lost), (
+            f"{graded_delegating_case} delegates instead of using NumPy and must lose {sorted(lost)}: "
+            f"{s['cells']}"
+        )
+
+    @pytest.mark.slow
+    def test_exercises_are_not_stale(self, graded):
+        from course_lib.grading.release import notebook_differences
+
+        release = self.release_path()
+        diffs = notebook_differences(graded.workspace.release_dir / f"{self.ASSIGNMENT}.ipynb", release)
+        assert not diffs, (
+            f"{release.relative_to(ROOT)} is stale (differs from what solutions/ generates: "
+            f"{diffs[:5]}): run `course release {self.ASSIGNMENT}` and commit exercises/"
+        )
