@@ -38,7 +38,7 @@ def copy_tree(dest: Path) -> None:
             shutil.copy2(ROOT / f, dest / f)
 
 
-def timed_build(where: Path, cpus: set[int] | None) -> float:
+def timed_build(where: Path, cpus: set[int] | None) -> tuple[float, str]:
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     t0 = time.perf_counter()
@@ -46,7 +46,7 @@ def timed_build(where: Path, cpus: set[int] | None) -> float:
     dt = time.perf_counter() - t0
     if r.returncode:
         sys.exit(f"build failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
-    return dt
+    return dt, r.stdout + r.stderr
 
 
 def main() -> None:
@@ -59,8 +59,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="course-build-") as tmp:
         where = Path(tmp)
         copy_tree(where)
-        clean = timed_build(where, cpus)
-        rebuild = timed_build(where, cpus)
+        clean, log = timed_build(where, cpus)
+        rebuild, _ = timed_build(where, cpus)
         html = where / "_build" / "html"
         pages = sorted(p.relative_to(html).as_posix() for p in (html / "book").rglob("*.html"))
     data = os.environ.get("COURSE_DATA_DIR") or "(unset: chapters fall back to the bundled digits)"
@@ -68,6 +68,10 @@ def main() -> None:
     print(f"cores used:                {len(cpus or available)} of {os.cpu_count()}"
           f" (load average before the run: {load[0]:.1f})")
     print(f"pages built:               {len(pages)} ({', '.join(p.removeprefix('book/') for p in pages)})")
+    # book/_ext/parallel_execution.py logs each page it ran: "[parallel_execution] PAGE: N s"
+    runs = [line.split("] ", 1)[1] for line in log.splitlines() if line.startswith("[parallel_execution]")]
+    for line in runs:
+        print(f"  page execution {line}")
     for label, seconds, target in [("clean build", clean, 300), ("rebuild with no change", rebuild, 15)]:
         verdict = "PASS" if seconds < target else "FAIL"
         print(f"{label + ':':26s} {seconds:7.1f} s   (target < {target} s: {verdict})")
