@@ -155,3 +155,177 @@ def plot_decision_boundary(
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
     return cf
+
+
+#: One colour per hyperparameter search method (book chapter 6), the same in every figure.
+SEARCH_COLORS = {"grid": "#7f7f7f", "random": "#1f77b4", "bayes": "#d62728", "optuna": "#2ca02c"}
+
+
+def plot_best_so_far(ax: plt.Axes, tables: Mapping[str, object], ylabel: str = "best score so far") -> None:
+    """Every trial's score (dots) and the best score so far (steps) against the trial number.
+
+    ``tables`` maps a label to a ``course_lib.search`` results table (columns ``trial``, ``score``,
+    ``best_so_far``); a label is coloured by its first word (``"bayes (GP + EI)"`` -> bayes).
+    """
+    for label, t in tables.items():
+        c = SEARCH_COLORS.get(label.split(" ")[0].lower())
+        n = np.asarray(t["trial"]) + 1
+        ax.plot(n, t["score"], "o", color=c, alpha=0.35, ms=4)
+        ax.step(n, t["best_so_far"], where="post", color=c, lw=2, label=label)
+    ax.set_xlabel("trial")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+
+
+def plot_gp_1d(
+    ax: plt.Axes,
+    x: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    X_obs: np.ndarray,
+    y_obs: np.ndarray,
+    truth: np.ndarray | None = None,
+) -> None:
+    """A 1-D Gaussian-process posterior on the points x (M,): the mean, a band of mean +- 2 std, the
+    observations (X_obs, y_obs) and, when given, the true function's values ``truth`` (M,) dashed."""
+    if truth is not None:
+        ax.plot(x, truth, color="k", ls="--", lw=1, label="true function")
+    ax.fill_between(x, mean - 2 * std, mean + 2 * std, color="#1f77b4", alpha=0.2, lw=0, label="mean ± 2 std")
+    ax.plot(x, mean, color="#1f77b4", lw=1.8, label="posterior mean")
+    ax.plot(X_obs, y_obs, "o", color="k", ms=5, label="observations", zorder=3)
+
+
+#: One colour per optimizer (book chapter 5), the same in every figure.
+OPTIMIZER_COLORS = {
+    "SGD": "#7f7f7f",
+    "momentum": "#1f77b4",
+    "Nesterov": "#17becf",
+    "AdaGrad": "#bcbd22",
+    "RMSProp": "#ff7f0e",
+    "Adam": "#d62728",
+    "AdamW": "#9467bd",
+}
+
+
+def plot_paths_on_contours(
+    ax: plt.Axes,
+    f: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    paths: Mapping[str, np.ndarray],
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    levels: int | Sequence[float] = 25,
+    minimum: Sequence[float] | None = None,
+    log_levels: bool = True,
+    styles: Mapping[str, str] | None = None,
+) -> None:
+    """Level sets of a 2-D loss ``f(X, Y)`` (elementwise on grids) and one optimizer path per label.
+
+    ``paths`` maps a label to the iterates, an array (T, 2); a label is coloured by its first word
+    (``OPTIMIZER_COLORS``) and drawn with the line style ``styles[label]`` (default solid; a
+    dashed line is drawn wider, so that a path hidden under another one still shows). With
+    ``log_levels`` the level sets are spaced on a log scale above the grid's minimum, which shows
+    both the valley floor and the steep walls of losses such as Rosenbrock's. ``minimum`` is
+    marked with a star, each path's start with a circle.
+    """
+    styles = styles or {}
+    gx, gy = np.meshgrid(np.linspace(*xlim, 200), np.linspace(*ylim, 200))
+    z = f(gx, gy)  # (200, 200)
+    if log_levels and np.ndim(levels) == 0:
+        lo = float(z.min())
+        lv = lo + np.logspace(-3, np.log10(float(z.max()) - lo + 1e-12), int(levels))
+    else:
+        lv = levels
+    ax.contour(gx, gy, z, levels=lv, colors="#b0b0b0", linewidths=0.6)
+    for label, path in paths.items():
+        path = np.asarray(path)
+        inside = np.all(np.isfinite(path), axis=1)
+        c = OPTIMIZER_COLORS.get(label.split(" ")[0])
+        ls = styles.get(label, "-")
+        lw = 1.4 if ls == "-" else 2.6
+        ax.plot(path[inside, 0], path[inside, 1], ls=ls, color=c, lw=lw, label=label, alpha=0.9)
+        ax.plot(path[0, 0], path[0, 1], "o", color="k", ms=4)
+    if minimum is not None:
+        ax.plot(*minimum, "*", color="k", ms=12, zorder=5)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_xlabel("$w_1$")
+    ax.set_ylabel("$w_2$")
+
+
+#: One colour per weight initialization (book chapter 2), the same in every figure.
+INIT_COLORS = {
+    "zeros": "#7f7f7f",
+    "constant": "#8c564b",
+    "N(0, 0.01²)": "#1f77b4",
+    "N(0, 1)": "#d62728",
+    "Xavier": "#ff7f0e",
+    "He": "#2ca02c",
+    "LeCun": "#9467bd",
+}
+
+
+def init_color(label: str) -> str | None:
+    """The colour of an initializer label such as ``"He"`` or ``"Xavier (gain 5/3)"`` (None if none)."""
+    for name, c in INIT_COLORS.items():
+        if label == name or label.startswith(name + " "):
+            return c
+    return None
+
+
+def plot_layer_histograms(
+    ax: plt.Axes,
+    values: Sequence[np.ndarray],
+    bins: int = 80,
+    xlim: tuple[float, float] | None = None,
+    cmap: str = "viridis",
+):
+    """One outlined histogram (a density) per layer of the values in ``values[l]`` (any shape),
+    coloured from dark (layer 1) to light (last layer), as in Glorot and Bengio's figures.
+
+    ``xlim`` defaults to the central 99.8 % of all values. Returns a ``ScalarMappable`` for a
+    colour bar labelled with the layer number.
+    """
+    from matplotlib.colors import ListedColormap
+
+    flat = [np.asarray(v, dtype=np.float64).ravel() for v in values]
+    if xlim is None:
+        every = np.concatenate(flat)
+        lo, hi = np.quantile(every, [0.001, 0.999])
+        if hi <= lo:  # a spike: give it some room
+            lo, hi = lo - 1e-12 - abs(lo) * 0.1, hi + 1e-12 + abs(hi) * 0.1
+        xlim = (float(lo), float(hi))
+    edges = np.linspace(xlim[0], xlim[1], bins + 1)
+    colors = plt.get_cmap(cmap)(np.linspace(0.0, 0.9, len(flat)))  # the lightest end is hard to see
+    for v, c in zip(flat, colors, strict=True):
+        counts, _ = np.histogram(v, bins=edges)
+        density = counts / max(len(v), 1) / np.diff(edges)
+        ax.stairs(density, edges, color=c, lw=1.2)
+    ax.set_xlim(*xlim)
+    norm = plt.Normalize(0.5, len(flat) + 0.5)
+    return plt.cm.ScalarMappable(norm=norm, cmap=ListedColormap(colors))
+
+
+def plot_per_layer(
+    ax: plt.Axes,
+    values: Mapping[str, Sequence[float]],
+    ylabel: str,
+    styles: Mapping[str, str] | None = None,
+    log: bool = True,
+) -> None:
+    """One line per label of a per-layer quantity (a std, a norm) against the layer number.
+
+    Labels are coloured by ``init_color``; ``styles`` maps a label to a line style (``"--"``).
+    Values that are not finite or not positive (on a log scale) are left out.
+    """
+    styles = styles or {}
+    for label, v in values.items():
+        v = np.asarray(v, dtype=np.float64)
+        layer = np.arange(1, len(v) + 1)
+        keep = np.isfinite(v) & ((v > 0) if log else True)
+        style = styles.get(label, "-")
+        ax.plot(layer[keep], v[keep], "o", ls=style, ms=4, color=init_color(label), label=label)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("layer (1 = next to the input)")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
