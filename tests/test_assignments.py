@@ -12,6 +12,8 @@ import ast
 import copy
 import functools
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -542,6 +544,20 @@ def test_from_scratch_forbidden_list_is_configurable():
 
 
 # --- the command line and the workspace guard (fast) ---------------------------------------------
+
+
+def test_grading_processes_skip_the_slow_jsonschema_import():
+    """course_lib.grading keeps jsonschema from compiling rfc3987_syntax's grammar (~2 s of CPU in
+    the orchestrator and every worker); notebooks still read and validate."""
+    code = (
+        "import sys, course_lib.grading.cli, nbformat\n"
+        "nbformat.validate(nbformat.read(sys.argv[1], as_version=4))\n"
+        "print(sys.modules.get('rfc3987_syntax', 'absent'))"
+    )
+    release = Path(__file__).resolve().parents[1] / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    proc = subprocess.run([sys.executable, "-c", code, str(release)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() in ("None", "absent"), proc.stdout
 
 
 def test_cli_has_release_subcommand():

@@ -19,3 +19,12 @@
 Importing this package is cheap: nbgrader is imported only by the modules that need it, so
 hidden test cells can ``from course_lib.grading.integrity import assert_from_scratch``.
 """
+
+import sys
+
+# nbformat validates with jsonschema, which imports ``rfc3987_syntax`` when it is installed (it
+# comes with jupyter's format extras) only to check the "iri" string format, which no notebook
+# schema uses. That import compiles a grammar: about 2 s of CPU in every process that reads a
+# notebook (the ``course grade`` orchestrator, each worker, ``course check``). Without it,
+# jsonschema leaves "iri" unchecked and everything else as it was.
+sys.modules.setdefault("rfc3987_syntax", None)
