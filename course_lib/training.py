@@ -17,6 +17,13 @@ stops training when the monitored metric stops improving and can restore the bes
 a file, atomically, and ``load_weights`` reads them back with a clear error when the file is
 damaged or belongs to another model. Keras's ``EarlyStopping`` and ``ModelCheckpoint`` are the
 references for their behaviour.
+
+Learning-rate schedules (book chapter 5): ``schedule`` is a function of the step count (a
+``numpy_impl.schedules`` function with its other arguments bound) that sets the optimizer's
+learning rate before every mini-batch (``schedule_unit="step"``, Keras's convention) or before
+every epoch (``"epoch"``), or a torch ``LRScheduler`` whose ``step()`` is called after every
+mini-batch or epoch. A NumPy MLP's batch-norm running averages are part of its weights here
+(``get_weights``, checkpoints), as they are of a torch module's ``state_dict``.
 """
 
 from __future__ import annotations
@@ -48,16 +55,21 @@ class History:
     val_loss: list[float] = field(default_factory=list)
     val_acc: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)  # learning rate of each epoch's last step (with a schedule)
+    batch_loss: list[float] = field(
+        default_factory=list, repr=False
+    )  # every mini-batch's mean loss, in order
 
     @property
     def total_seconds(self) -> float:
         return float(sum(self.seconds))
 
     def to_frame(self):
-        """A pandas DataFrame, one row per epoch (columns without values are dropped)."""
+        """A pandas DataFrame, one row per epoch (columns without values are dropped; ``batch_loss``,
+        one value per step, is not a column)."""
         import pandas as pd
 
-        cols = {k: v for k, v in self.__dict__.items() if v}
+        cols = {k: v for k, v in self.__dict__.items() if v and k != "batch_loss"}
         return pd.DataFrame(cols).set_index("epoch")
 
 
@@ -96,6 +108,8 @@ def fit(
     progress: bool | None = None,
     eval_train: bool = True,
     callbacks: Sequence[Callback] = (),
+    schedule: Any = None,
+    schedule_unit: str = "step",
 ) -> History:
     """Train ``model`` with mini-batches for ``epochs`` epochs; returns its ``History``.
 
@@ -103,17 +117,44 @@ def fit(
     or a ``torch.nn.Module`` returning logits (``optimizer`` defaults to ``torch.optim.SGD``).
     ``callbacks`` (``EarlyStopping``, ``Checkpoint``, or anything with their three methods) are
     told about every epoch and may stop training early.
+
+    ``schedule``: a function ``t -> lr`` called before each mini-batch with the number of steps
+    taken so far, t = 0, 1, ... (``schedule_unit="step"``), or before each epoch with the number of
+    epochs done (``"epoch"``); its value becomes the learning rate (of every parameter group of a
+    torch optimizer). A torch ``LRScheduler`` built on ``optimizer`` is stepped after every
+    mini-batch or epoch instead. ``History.lr`` then records each epoch's last learning rate.
     """
     X, y = np.asarray(X), np.asarray(y)
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} rows but y has {len(y)} labels")
     if epochs < 1 or batch_size < 1:
         raise ValueError("epochs and batch_size must be at least 1")
+    if schedule_unit not in ("step", "epoch"):
+        raise ValueError(f"schedule_unit is 'step' (every mini-batch) or 'epoch', got {schedule_unit!r}")
+    scheduler = schedule if schedule is not None and not callable(schedule) else None
+    if scheduler is not None and not hasattr(scheduler, "step"):
+        raise TypeError(f"schedule must be a function of the step or a torch LRScheduler, got {schedule!r}")
     rng = np.random.default_rng(rng)
     # Dropout masks come from a child of rng: spawning does not advance rng, so the batches are
     # the same with or without dropout. torch models draw from their own generator.
     drop_rng = rng.spawn(1)[0] if getattr(model, "has_dropout", False) and not _is_torch(model) else None
-    step, evaluate = (_torch_fns if _is_torch(model) else _numpy_fns)(model, lr, optimizer, drop_rng)
+    step, evaluate, opt = (_torch_fns if _is_torch(model) else _numpy_fns)(model, lr, optimizer, drop_rng)
+    if scheduler is not None and getattr(scheduler, "optimizer", opt) is not opt:
+        raise ValueError("the LR scheduler must be built on the optimizer passed to fit")
+    set_lr, get_lr = _lr_access(opt)
+    n_steps, last_lr = 0, None
+
+    def scheduled_step(xb, yb):
+        nonlocal n_steps, last_lr
+        if callable(schedule) and schedule_unit == "step":
+            set_lr(schedule(n_steps))
+        last_lr = get_lr()
+        loss = step(xb, yb)
+        n_steps += 1
+        if scheduler is not None and schedule_unit == "step":
+            scheduler.step()
+        return loss
+
     hist = History()
     for cb in callbacks:
         cb.on_train_begin(model)
@@ -121,11 +162,18 @@ def fit(
     for epoch in bar:
         order = rng.permutation(len(X))
         batches = [order[i : i + batch_size] for i in range(0, len(X), batch_size)]
+        if callable(schedule) and schedule_unit == "epoch":
+            set_lr(schedule(epoch - 1))
         t0 = time.perf_counter()
-        batch_losses = [step(X[idx], y[idx]) for idx in batches]
+        batch_losses = [scheduled_step(X[idx], y[idx]) for idx in batches]
         hist.seconds.append(time.perf_counter() - t0)
+        if schedule is not None:
+            hist.lr.append(float(last_lr))
+        if scheduler is not None and schedule_unit == "epoch":
+            scheduler.step()
         hist.epoch.append(epoch)
         hist.train_loss.append(float(np.average(batch_losses, weights=[len(b) for b in batches])))
+        hist.batch_loss.extend(float(v) for v in batch_losses)
         if eval_train:
             hist.train_acc.append(evaluate(X, y)[1])
         if X_val is not None:
@@ -165,7 +213,7 @@ def _numpy_fns(model, lr, optimizer, drop_rng=None):
 
         return cross_entropy(logits, ye), float((logits.argmax(1) == ye).mean())
 
-    return step, evaluate
+    return step, evaluate, opt
 
 
 def _torch_fns(model, lr, optimizer, drop_rng=None):
@@ -204,7 +252,23 @@ def _torch_fns(model, lr, optimizer, drop_rng=None):
         # accuracy as count / N, exactly as the NumPy side (a float32 mean is off by ~1e-8)
         return F.cross_entropy(logits, ye).item(), (logits.argmax(1) == ye).sum().item() / len(ye)
 
-    return step, evaluate
+    return step, evaluate, opt
+
+
+def _lr_access(opt):
+    """(set_lr, get_lr) for a NumPy optimizer (its ``lr``) or a torch one (every group's ``lr``)."""
+    if hasattr(opt, "param_groups"):
+
+        def set_lr(value):
+            for group in opt.param_groups:
+                group["lr"] = float(value)
+
+        return set_lr, lambda: opt.param_groups[0]["lr"]
+
+    def set_numpy_lr(value):
+        opt.lr = float(value)
+
+    return set_numpy_lr, lambda: opt.lr
 
 
 # ------------------------------------------------------------------------------------ callbacks
@@ -241,8 +305,7 @@ class _Monitor(Callback):
         if self.monitor not in logs:
             hint = " (pass X_val and y_val to fit)" if self.monitor.startswith("val_") else ""
             raise ValueError(
-                f"{type(self).__name__} monitors {self.monitor!r}, but fit records only "
-                f"{sorted(logs)}{hint}"
+                f"{type(self).__name__} monitors {self.monitor!r}, but fit records only {sorted(logs)}{hint}"
             )
         return float(logs[self.monitor])
 
@@ -364,11 +427,16 @@ _NUMPY_FORMAT, _TORCH_FORMAT = "course_lib.numpy_impl", "course_lib.torch_impl"
 _META = "__meta__"
 
 
+def _numpy_arrays(model: Any) -> dict[str, np.ndarray]:
+    """A NumPy model's ``params`` and, if it has them, its ``buffers`` (batch-norm running averages)."""
+    return {**model.params, **getattr(model, "buffers", {})}
+
+
 def get_weights(model: Any) -> dict[str, Any]:
-    """A copy of the model's weights: ``params`` arrays (NumPy) or the ``state_dict`` (torch)."""
+    """A copy of the model's weights: ``params`` and ``buffers`` (NumPy) or the ``state_dict`` (torch)."""
     if _is_torch(model):
         return {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return {k: np.array(v, copy=True) for k, v in model.params.items()}
+    return {k: np.array(v, copy=True) for k, v in _numpy_arrays(model).items()}
 
 
 def set_weights(model: Any, weights: dict[str, Any]) -> None:
@@ -377,14 +445,15 @@ def set_weights(model: Any, weights: dict[str, Any]) -> None:
     if _is_torch(model):
         model.load_state_dict(weights)
     else:
+        arrays = _numpy_arrays(model)
         for k, v in weights.items():
-            model.params[k][...] = v
+            arrays[k][...] = v
 
 
 def _model_shapes(model: Any) -> dict[str, tuple[int, ...]]:
     if _is_torch(model):
         return {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    return {k: tuple(np.shape(v)) for k, v in model.params.items()}
+    return {k: tuple(np.shape(v)) for k, v in _numpy_arrays(model).items()}
 
 
 def _check_fits(model: Any, shapes: dict[str, tuple[int, ...]], what: str) -> None:
@@ -400,7 +469,8 @@ def _check_fits(model: Any, shapes: dict[str, tuple[int, ...]], what: str) -> No
         sizes = getattr(model, "sizes", None)
         model_desc = type(model).__name__ + (f"{sizes}" if sizes else "")
         raise CheckpointError(
-            f"{what} do not fit this {model_desc}: " + "; ".join(problems[:6])
+            f"{what} do not fit this {model_desc}: "
+            + "; ".join(problems[:6])
             + (" ..." if len(problems) > 6 else "")
             + ". Build the model with the same sizes (and options) as the one that was saved."
         )
@@ -438,7 +508,7 @@ def save_weights(model: Any, path: str | os.PathLike) -> Path:
         _atomic_write(path, lambda f: torch.save(payload, f))
     else:
         meta["format"] = _NUMPY_FORMAT
-        arrays = {k: np.asarray(v) for k, v in model.params.items()}
+        arrays = {k: np.asarray(v) for k, v in _numpy_arrays(model).items()}
         if _META in arrays:
             raise ValueError(f"a parameter may not be called {_META!r}")
         _atomic_write(path, lambda f: np.savez(f, **arrays, **{_META: np.array(json.dumps(meta))}))

@@ -5,7 +5,11 @@
 * the torch MLP loaded with the same weights gives the same loss, logits and gradients;
 * ``numpy_impl.optimizers.SGD`` (momentum, Nesterov, weight decay) takes the same steps as
   ``torch.optim.SGD``;
-* construction and input errors; ``gradient_norms``; XOR is learned.
+* construction and input errors; ``gradient_norms``; XOR is learned;
+* batch normalization (before or after the activation): gradient checks in training mode,
+  the same loss, gradients, running averages and evaluation outputs as the torch MLP with
+  ``nn.BatchNorm1d``, which passes change the running averages and which do not, and the
+  gradient that reaches the first layer of a deep sigmoid network.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import torch.nn.functional as F
 from numpy.testing import assert_allclose, assert_array_equal
 
 from course_lib.data import make_xor
-from course_lib.gradcheck import check_model_gradients
+from course_lib.gradcheck import check_model_gradients, numerical_gradient
 from course_lib.numpy_impl import activations as A
 from course_lib.numpy_impl.mlp import MLP
 from course_lib.numpy_impl.optimizers import SGD
@@ -296,3 +300,126 @@ def test_xor_is_learned():
     linear = MLP([2, 2], "relu", rng=0)
     fit(linear, X, y, epochs=100, batch_size=20, optimizer=SGD(lr=0.1, momentum=0.9), rng=0, progress=False)
     assert linear.accuracy(X, y) < 0.8
+
+
+# ----------------------------------------------------------------------------- batch norm
+
+
+def bn_problem(activation: str, position: str, depth: int = 2, seed: int = 0):
+    """A batch-norm MLP with non-trivial gamma, beta and biases, and a batch far from (0, 1)."""
+    rng = np.random.default_rng(seed)
+    model = MLP(sizes_for(depth, D=4, width=5, C=3), activation, rng=seed, batchnorm=position)
+    for k, v in model.params.items():
+        if k.startswith(("gamma", "beta", "b")):
+            v[...] = (
+                rng.uniform(0.5, 1.5, size=v.shape) if k.startswith("gamma") else rng.normal(0, 0.5, v.shape)
+            )
+    x = rng.normal(size=(8, 4)) * 2.0 + 1.0
+    return model, x, rng.integers(0, 3, size=8)
+
+
+BN_CASES = [
+    ("tanh", "before"),
+    ("sigmoid", "before"),
+    ("elu", "after"),
+    ("tanh", "after"),
+    ("sigmoid", "after"),
+]
+
+
+@pytest.mark.parametrize("activation, position", BN_CASES)
+def test_batchnorm_mlp_passes_gradient_check_in_training_mode(activation, position):
+    model, x, y = bn_problem(activation, position, depth=3)
+    before = {k: v.copy() for k, v in model.buffers.items()}
+    _, grads = model.loss_and_grads(x, y, update_running=False)
+    assert set(grads) == set(model.params)
+    for name, p in model.params.items():
+        num = numerical_gradient(lambda _: model.loss(x, y, train=True), p, H)
+        assert_allclose(grads[name], num, rtol=1e-5, atol=1e-9, err_msg=name)
+    for k, v in before.items():  # neither pass touched the running averages
+        assert_array_equal(model.buffers[k], v)
+
+
+def test_batchnorm_before_the_activation_replaces_the_bias():
+    m = MLP([4, 5, 6, 3], "relu", batchnorm=True)
+    assert list(m.params) == ["W1", "gamma1", "beta1", "W2", "gamma2", "beta2", "W3", "b3"]
+    assert list(m.buffers) == ["running_mean1", "running_var1", "running_mean2", "running_var2"]
+    after = MLP([4, 5, 3], "relu", batchnorm="after")
+    assert list(after.params) == ["W1", "b1", "gamma1", "beta1", "W2", "b2"]
+    assert [type(mod).__name__ for mod in TorchMLP([4, 5, 3], "relu", batchnorm=True).net] == [
+        "Linear",
+        "BatchNorm1d",
+        "ReLU",
+        "Linear",
+    ]
+    assert [type(mod).__name__ for mod in TorchMLP([4, 5, 3], "relu", batchnorm="after").net] == [
+        "Linear",
+        "ReLU",
+        "BatchNorm1d",
+        "Linear",
+    ]
+    assert TorchMLP([4, 5, 3], batchnorm=True).linears[0].bias is None
+    with pytest.raises(ValueError, match="batchnorm is False, True"):
+        MLP([4, 5, 3], batchnorm="middle")
+
+
+@pytest.mark.parametrize("activation, position", [("prelu", "before"), ("relu", "after"), ("tanh", "before")])
+def test_batchnorm_mlp_matches_torch_in_training_and_evaluation(activation, position):
+    model, x, y = bn_problem(activation, position, depth=2, seed=3)
+    tm = TorchMLP(model.sizes, activation, dtype=torch.float64, batchnorm=position)
+    tm.load_numpy_params(model.params, model.buffers)
+    rng = np.random.default_rng(4)
+    opt = SGD(lr=0.1, momentum=0.9)
+    topt = torch.optim.SGD(tm.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(3):  # three training steps on different batches
+        xb, yb = rng.normal(size=(10, 4)) * 2.0 + 1.0, rng.integers(0, 3, size=10)
+        loss, grads = model.loss_and_grads(xb, yb)
+        tm.train()
+        topt.zero_grad()
+        tloss = F.cross_entropy(tm(torch.tensor(xb)), torch.tensor(yb))
+        tloss.backward()
+        tgrads = tm.numpy_grads()
+        assert_allclose(loss, tloss.item(), rtol=1e-12)
+        assert set(tgrads) == set(grads)
+        for k in grads:
+            assert_allclose(grads[k], tgrads[k], rtol=1e-8, atol=1e-12, err_msg=k)
+        opt.step(model.params, grads)
+        topt.step()
+    for k, v in tm.numpy_buffers().items():
+        assert_allclose(model.buffers[k], v, rtol=1e-12, err_msg=k)
+    tm.eval()
+    assert_allclose(model.forward(x), tm(torch.tensor(x)).detach().numpy(), rtol=1e-10, atol=1e-12)
+    tm.train()
+    with torch.no_grad():
+        assert_allclose(model.forward(x, train=True), tm(torch.tensor(x)).numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_only_a_training_step_moves_the_running_averages():
+    model, x, y = bn_problem("relu", "before")
+    start = {k: v.copy() for k, v in model.buffers.items()}
+    model.forward(x)
+    model.forward(x, train=True)
+    model.loss(x, y, train=True)
+    model.hidden_activations(x, train=True)
+    model.gradient_norms(x, y)
+    for k, v in start.items():
+        assert_array_equal(model.buffers[k], v)
+    model.loss_and_grads(x, y)
+    # from 0, one step with momentum 0.1 moves the running mean to 0.1 * the batch mean of z = x W1
+    assert_allclose(model.buffers["running_mean1"], 0.1 * (x @ model.params["W1"]).mean(0), rtol=1e-12)
+    # in evaluation one example's output does not depend on the others; in training it does
+    assert_allclose(model.forward(x[:3]), model.forward(x)[:3], rtol=1e-12)
+    assert not np.allclose(model.forward(x[:3], train=True), model.forward(x, train=True)[:3])
+
+
+def test_batchnorm_lets_the_gradient_reach_the_first_layer_of_a_deep_sigmoid_network():
+    """Chapter 1's vanishing gradient, and what batch norm does to it (10 sigmoid layers)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 20)), rng.integers(0, 4, size=64)
+    ratios = {}
+    for bn in (False, True):
+        model = MLP([20] + [30] * 10 + [4], "sigmoid", init="normal:0.1", rng=1, batchnorm=bn)
+        norms = model.gradient_norms(x, y)
+        ratios[bn] = norms[0] / norms[-1]
+    assert ratios[False] < 1e-6, ratios
+    assert ratios[True] > 1e-2, ratios

@@ -10,6 +10,16 @@ hidden layer) and ``input_dropout`` on the inputs, applied only when ``loss_and_
 the Generator that draws the masks; ``l1``/``l2`` penalties on every weight matrix (not the
 biases), added to ``loss`` and to the gradients; ``max_norm``, a constraint that
 ``apply_constraints()`` enforces after each optimizer step (``training.fit`` calls it).
+
+Batch normalization (book chapter 5): ``batchnorm=True`` (or ``"before"``) normalizes every hidden
+layer's pre-activations, dense -> batch norm -> activation, as Ioffe and Szegedy do; the dense
+layer then has no bias (the batch norm's beta takes its place). ``batchnorm="after"`` normalizes
+the activation's output instead, dense -> activation -> batch norm. The learned scale and shift
+are the parameters ``gamma{i}`` and ``beta{i}``; the running averages of the batch statistics are
+not parameters and live in ``self.buffers`` (``running_mean{i}``, ``running_var{i}``). A training
+step (``loss_and_grads``) normalizes with the batch's statistics and updates the running averages;
+``forward``, ``loss`` and ``predict`` evaluate with the running averages unless asked for the
+batch's (``train=True``), and never change them.
 """
 
 from __future__ import annotations
@@ -25,8 +35,14 @@ from course_lib.numpy_impl.activations import ACTIVATIONS
 Array = NDArray[np.floating]
 
 #: The initializer an MLP uses when none is given: He for the ReLU family, Xavier otherwise.
-DEFAULT_INIT = {"relu": "he_normal", "leaky_relu": "he_normal", "prelu": "he_normal",
-                "elu": "he_normal", "sigmoid": "xavier_normal", "tanh": "xavier_normal"}
+DEFAULT_INIT = {
+    "relu": "he_normal",
+    "leaky_relu": "he_normal",
+    "prelu": "he_normal",
+    "elu": "he_normal",
+    "sigmoid": "xavier_normal",
+    "tanh": "xavier_normal",
+}
 
 
 class MLP:
@@ -42,6 +58,10 @@ class MLP:
     inputs. ``l1`` and ``l2`` add ``l1 sum|W| + (l2/2) sum W^2`` over the weight matrices to the
     loss. ``max_norm`` is the largest norm allowed for the incoming weight vector of any unit
     (a column of a W), enforced by ``apply_constraints``.
+
+    ``batchnorm`` is False, True / ``"before"`` (dense -> BN -> activation, no dense bias) or
+    ``"after"`` (dense -> activation -> BN); ``bn_momentum`` and ``bn_eps`` are PyTorch's
+    ``momentum`` (running = (1 - m) running + m batch) and ``eps``.
     """
 
     def __init__(
@@ -56,6 +76,9 @@ class MLP:
         l1: float = 0.0,
         l2: float = 0.0,
         max_norm: float | None = None,
+        batchnorm: bool | str = False,
+        bn_momentum: float = 0.1,
+        bn_eps: float = 1e-5,
     ) -> None:
         if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
             raise ValueError(f"sizes must be at least [inputs, outputs] of positive ints, got {sizes}")
@@ -75,11 +98,24 @@ class MLP:
         if max_norm is not None and max_norm <= 0:
             raise ValueError(f"max_norm must be positive (or None), got {max_norm}")
         self.l1, self.l2, self.max_norm = float(l1), float(l2), max_norm
+        self.batchnorm = batchnorm_position(batchnorm)
+        self.bn_momentum, self.bn_eps = float(bn_momentum), float(bn_eps)
         self.params: dict[str, Array] = {}
+        self.buffers: dict[str, Array] = {}  # batch-norm running averages (not trained by gradients)
         for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True), start=1):
+            hidden = i < self.n_layers
             self.params[f"W{i}"] = initializers.get(self.init, fan_in, fan_out, rng).astype(dtype)
-            self.params[f"b{i}"] = np.zeros(fan_out, dtype=dtype)
-            if activation == "prelu" and i < self.n_layers:
+            if not (hidden and self.batchnorm == "before"):  # BN's beta replaces the bias
+                self.params[f"b{i}"] = np.zeros(fan_out, dtype=dtype)
+            if hidden and self.batchnorm:
+                self.params[f"gamma{i}"] = np.ones(fan_out, dtype=dtype)
+                self.params[f"beta{i}"] = np.zeros(fan_out, dtype=dtype)
+                running = layers.batchnorm_running(fan_out, dtype)
+                self.buffers[f"running_mean{i}"], self.buffers[f"running_var{i}"] = (
+                    running["mean"],
+                    running["var"],
+                )
+            if activation == "prelu" and hidden:
                 self.params[f"alpha{i}"] = np.array(0.25, dtype=dtype)
 
     @property
@@ -92,36 +128,68 @@ class MLP:
         """True when some layer drops units in training (then ``loss_and_grads`` wants an rng)."""
         return self.input_dropout > 0 or any(p > 0 for p in self.dropout)
 
+    def running(self, i: int) -> dict[str, Array]:
+        """Layer i's running statistics as ``batchnorm_forward`` takes them (views of ``buffers``)."""
+        return {"mean": self.buffers[f"running_mean{i}"], "var": self.buffers[f"running_var{i}"]}
+
+    def _batchnorm(self, h: Array, i: int, train: bool, update: bool) -> tuple[Array, tuple]:
+        running = self.running(i)
+        return layers.batchnorm_forward(
+            h,
+            self.params[f"gamma{i}"],
+            self.params[f"beta{i}"],
+            running if (update or not train) else None,
+            train,
+            self.bn_momentum,
+            self.bn_eps,
+        )
+
     def _forward(
-        self, x: Array, rng: np.random.Generator | None = None
+        self, x: Array, rng: np.random.Generator | None = None, train: bool = False, update: bool = False
     ) -> tuple[Array, list, list[Array]]:
-        """Logits, caches and hidden outputs; dropout masks are drawn from ``rng`` when given."""
+        """Logits, caches and hidden outputs.
+
+        Dropout masks are drawn from ``rng`` when given; batch norm uses the batch's statistics
+        when ``train`` (updating the running averages when ``update``), the running ones otherwise.
+        """
         x = np.asarray(x, dtype=self.dtype)
         if x.ndim != 2 or x.shape[1] != self.sizes[0]:
             raise ValueError(f"MLP expects inputs of shape (N, {self.sizes[0]}), got {x.shape}")
-        train = rng is not None
+        drop = rng is not None
         caches, hidden = [], []
-        h, drop_cache = layers.dropout_forward(x, self.input_dropout, rng, train)
+        h, drop_cache = layers.dropout_forward(x, self.input_dropout, rng, drop)
         for i in range(1, self.n_layers + 1):
-            h, dense_cache = layers.dense_forward(h, self.params[f"W{i}"], self.params[f"b{i}"])
-            act_cache = None
+            h, dense_cache = layers.dense_forward(h, self.params[f"W{i}"], self.params.get(f"b{i}", 0.0))
+            bn_cache = act_cache = None
             if i < self.n_layers:  # (N, H_i)
+                if self.batchnorm == "before":
+                    h, bn_cache = self._batchnorm(h, i, train, update)
                 h, act_cache = layers.activation_forward(h, self.activation, self.params.get(f"alpha{i}"))
+                if self.batchnorm == "after":
+                    h, bn_cache = self._batchnorm(h, i, train, update)
                 hidden.append(h)
-            caches.append((drop_cache, dense_cache, act_cache))
+            caches.append((drop_cache, dense_cache, bn_cache, act_cache))
             if i < self.n_layers:  # the mask of the next layer's input
-                h, drop_cache = layers.dropout_forward(h, self.dropout[i - 1], rng, train)
+                h, drop_cache = layers.dropout_forward(h, self.dropout[i - 1], rng, drop)
         return h, caches, hidden
 
-    def forward(self, x: Array, rng: np.random.Generator | None = None) -> Array:
-        """Logits, shape (N, C): evaluation mode, or a training pass with dropout masks from ``rng``."""
-        return self._forward(x, rng)[0]
+    def forward(self, x: Array, rng: np.random.Generator | None = None, *, train: bool = False) -> Array:
+        """Logits, shape (N, C).
+
+        Evaluation mode by default. ``rng`` switches dropout on (masks drawn from it); ``train=True``
+        makes batch norm use this batch's statistics instead of the running averages, which stay
+        as they are (only ``loss_and_grads`` updates them).
+        """
+        return self._forward(x, rng, train)[0]
 
     __call__ = forward
 
-    def hidden_activations(self, x: Array) -> list[Array]:
-        """The output of every hidden layer's activation, a list of (N, H_i) arrays."""
-        return self._forward(x)[2]
+    def hidden_activations(self, x: Array, train: bool = False) -> list[Array]:
+        """The output of every hidden layer (after its batch norm, if that comes last), (N, H_i) each.
+
+        ``train=True``: batch norm with the batch's statistics, as in a training step.
+        """
+        return self._forward(x, train=train)[2]
 
     def predict(self, x: Array) -> NDArray[np.integer]:
         """Predicted class ids, shape (N,)."""
@@ -130,9 +198,13 @@ class MLP:
     def accuracy(self, x: Array, y: NDArray[np.integer]) -> float:
         return float((self.predict(x) == np.asarray(y)).mean())
 
-    def loss(self, x: Array, y: NDArray[np.integer]) -> float:
-        """Mean cross-entropy in evaluation mode (no dropout), plus the weight penalty if any."""
-        return losses.cross_entropy(self.forward(x), y) + self.penalty()
+    def loss(self, x: Array, y: NDArray[np.integer], *, train: bool = False) -> float:
+        """Mean cross-entropy in evaluation mode (no dropout), plus the weight penalty if any.
+
+        ``train=True``: batch norm with the batch's statistics (the loss ``loss_and_grads``
+        differentiates), without updating the running averages.
+        """
+        return losses.cross_entropy(self.forward(x, train=train), y) + self.penalty()
 
     def penalty(self) -> float:
         """l1 * sum |W| + (l2 / 2) * sum W^2 over the weight matrices W1..WL (0.0 without)."""
@@ -144,28 +216,41 @@ class MLP:
         )
 
     def loss_and_grads(
-        self, x: Array, y: NDArray[np.integer], rng: np.random.Generator | None = None
+        self,
+        x: Array,
+        y: NDArray[np.integer],
+        rng: np.random.Generator | None = None,
+        *,
+        update_running: bool = True,
     ) -> tuple[float, dict[str, Array]]:
         """Mean cross-entropy over the batch (+ penalty) and its gradient for every entry of ``params``.
 
-        ``rng`` draws the dropout masks: with it, this is a training step (dropout on); without
-        it the pass is deterministic, as in evaluation (and gradient checks).
+        ``rng`` draws the dropout masks: with it, dropout is on; without it the pass is
+        deterministic (gradient checks). Batch norm, if any, is in training mode: it normalizes
+        with the batch's statistics, the function this gradient belongs to, and updates the
+        running averages (unless ``update_running=False``).
         """
-        logits, caches, _ = self._forward(x, rng)
+        logits, caches, _ = self._forward(x, rng, train=True, update=update_running)
         loss = losses.cross_entropy(logits, y) + self.penalty()
         dh = losses.softmax_cross_entropy_grad(logits, y)  # (N, C)
         grads: dict[str, Array] = {}
         for i in range(self.n_layers, 0, -1):
-            drop_cache, dense_cache, act_cache = caches[i - 1]
+            drop_cache, dense_cache, bn_cache, act_cache = caches[i - 1]
+            if bn_cache is not None and self.batchnorm == "after":
+                dh, grads[f"gamma{i}"], grads[f"beta{i}"] = layers.batchnorm_backward(dh, bn_cache)
             if act_cache is not None:
                 dh, dalpha = layers.activation_backward(dh, act_cache)  # (N, H_i)
                 if dalpha is not None:
                     grads[f"alpha{i}"] = dalpha
+            if bn_cache is not None and self.batchnorm == "before":
+                dh, grads[f"gamma{i}"], grads[f"beta{i}"] = layers.batchnorm_backward(dh, bn_cache)
             if i > 1:
-                dh, grads[f"W{i}"], grads[f"b{i}"] = layers.dense_backward(dh, dense_cache)
+                dh, grads[f"W{i}"], db = layers.dense_backward(dh, dense_cache)
                 dh = layers.dropout_backward(dh, drop_cache)  # same mask as the forward pass
             else:  # the inputs need no gradient: skip dx = dout W1^T, a quarter of the work
-                grads["W1"], grads["b1"] = dense_cache[0].T @ dh, dh.sum(axis=0)
+                grads["W1"], db = dense_cache[0].T @ dh, dh.sum(axis=0)
+            if f"b{i}" in self.params:
+                grads[f"b{i}"] = db
             if self.l1 or self.l2:
                 W = self.params[f"W{i}"]
                 grads[f"W{i}"] = grads[f"W{i}"] + regularization.elastic_net_grad(W, self.l1, self.l2)
@@ -181,7 +266,7 @@ class MLP:
 
     def gradient_norms(self, x: Array, y: NDArray[np.integer]) -> list[float]:
         """||dL/dW_i|| (Frobenius) for i = 1..n_layers: how much signal reaches each layer."""
-        _, grads = self.loss_and_grads(x, y)
+        _, grads = self.loss_and_grads(x, y, update_running=False)
         return [float(np.linalg.norm(grads[f"W{i}"])) for i in range(1, self.n_layers + 1)]
 
 
@@ -193,3 +278,14 @@ def dropout_rates(dropout: float | Sequence[float], n_hidden: int) -> list[float
     if any(not 0.0 <= p < 1.0 for p in rates):
         raise ValueError(f"dropout rates are drop probabilities in [0, 1), got {rates}")
     return rates
+
+
+def batchnorm_position(batchnorm: bool | str) -> str | None:
+    """None (no batch norm), ``"before"`` (True: on the pre-activations) or ``"after"`` the activation."""
+    if batchnorm is False or batchnorm is None:
+        return None
+    if batchnorm is True or batchnorm == "before":
+        return "before"
+    if batchnorm == "after":
+        return "after"
+    raise ValueError(f"batchnorm is False, True, 'before' or 'after' (the activation), got {batchnorm!r}")

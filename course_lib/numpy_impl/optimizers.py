@@ -1,35 +1,198 @@
 """Optimizers over dicts of NumPy arrays: ``opt.step(params, grads)`` updates params in place.
 
-Matches ``torch.optim.SGD`` exactly (book chapter 5 derives the rest). Momentum is PyTorch's
-form v = mu v + g; w -= lr v. The other common form v = mu v - lr g; w += v gives the same
-trajectory for a constant learning rate (v_other = -lr v_torch).
+SGD (with momentum, Nesterov momentum and weight decay), AdaGrad, RMSProp, Adam (with bias
+correction, optionally AMSGrad) and AdamW, each matching its ``torch.optim`` namesake step for
+step (``tests/test_optimizers.py`` compares 20-step trajectories in float64). Book chapter 5
+derives every update rule.
+
+Conventions, those of PyTorch:
+
+* Momentum is v = mu v + g; w -= lr v. The other common form, v = mu v - lr g; w += v (Keras,
+  Sutskever et al.), gives the same trajectory while lr is constant (v_other = -lr v_torch) and a
+  different one once a schedule changes lr: the torch form applies the *new* lr to the whole
+  velocity.
+* ``weight_decay`` in SGD, AdaGrad, RMSProp and Adam is L2 added to the gradient (coupled);
+  AdamW's shrinks the weights directly, w -= lr * weight_decay * w, outside the adaptive scaling.
+* ``lr`` is a plain attribute: a learning-rate schedule sets it before a step
+  (``training.fit(..., schedule=...)`` does).
+* State (velocities, moment estimates, step counts) lives in ``opt.state``, one entry per
+  parameter name, created at the parameter's first step.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+Params = dict[str, np.ndarray]
+
 
 @dataclass
-class SGD:
-    """w -= lr * (g + weight_decay * w), with optional (Nesterov) momentum."""
+class Optimizer:
+    """Base class: ``step`` walks the parameters and calls ``update`` on each one."""
 
     lr: float = 0.01  # step size
+    # per parameter name; keyword-only, so that positional arguments follow each optimizer's fields
+    state: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, kw_only=True)
+
+    def step(self, params: Params, grads: Params) -> None:
+        """One update of every array in ``params`` (in place) with the gradient of the same name."""
+        for name, w in params.items():
+            if name not in grads:
+                continue  # a parameter without a gradient this step (e.g. frozen) is left alone
+            self.update(w, np.asarray(grads[name]), self.state.setdefault(name, {}))
+
+    def update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any]) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+@dataclass
+class SGD(Optimizer):
+    """w -= lr * d with d = g + weight_decay * w, or with (Nesterov) momentum v = mu v + d:
+    d -> v (heavy ball) or d -> d + mu v (Nesterov), as ``torch.optim.SGD``."""
+
     momentum: float = 0.0  # mu; 0 is plain SGD
     nesterov: bool = False  # use g + mu v instead of v as the step direction
     weight_decay: float = 0.0  # L2 coefficient added to the gradient (coupled decay)
-    state: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # velocity per param
 
-    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        for k, w in params.items():
-            g = grads[k]
-            if self.weight_decay:
-                g = g + self.weight_decay * w
+    def __post_init__(self) -> None:
+        if self.nesterov and self.momentum <= 0:
+            raise ValueError("Nesterov momentum needs momentum > 0")
+
+    def update(self, w, g, state):
+        if self.weight_decay:
+            g = g + self.weight_decay * w
+        if self.momentum:
+            v = state.get("velocity")
+            v = g.copy() if v is None else self.momentum * v + g  # the first step starts v at g
+            state["velocity"] = v
+            g = g + self.momentum * v if self.nesterov else v
+        w -= self.lr * g
+
+
+@dataclass
+class AdaGrad(Optimizer):
+    """s += g^2; w -= lr_t * g / (sqrt(s) + eps): every coordinate's step shrinks with the sum of
+    its squared gradients. lr_t = lr / (1 + (t - 1) lr_decay), as ``torch.optim.Adagrad``."""
+
+    lr: float = 0.01  # step size (torch's default)
+    lr_decay: float = 0.0  # torch's extra 1 / (1 + (t - 1) lr_decay) factor; 0 is Duchi et al.'s AdaGrad
+    weight_decay: float = 0.0  # L2 coefficient added to the gradient
+    initial_accumulator_value: float = 0.0  # the starting value of s (Keras uses 0.1)
+    eps: float = 1e-10  # keeps the division finite while s is 0
+
+    def update(self, w, g, state):
+        if self.weight_decay:
+            g = g + self.weight_decay * w
+        if not state:
+            state["t"], state["sum_sq"] = 0, np.full_like(w, self.initial_accumulator_value)
+        state["t"] += 1
+        state["sum_sq"] += g * g
+        lr_t = self.lr / (1.0 + (state["t"] - 1) * self.lr_decay)
+        w -= lr_t * g / (np.sqrt(state["sum_sq"]) + self.eps)
+
+
+@dataclass
+class RMSProp(Optimizer):
+    """s = alpha s + (1 - alpha) g^2; w -= lr * g / (sqrt(s) + eps): AdaGrad with a leaky sum.
+
+    ``alpha`` is Hinton's and Keras's rho (torch's name; Keras and TF1 default to 0.9, torch to
+    0.99). ``centered`` divides by the square root of an estimate of the *variance*,
+    s - mean(g)^2, instead; ``momentum`` accumulates the scaled steps as SGD does.
+    """
+
+    lr: float = 0.01  # step size (torch's default; Keras uses 0.001)
+    alpha: float = 0.99  # decay of the running average of g^2 (rho)
+    eps: float = 1e-8  # added to the square root (torch's place; TF1 adds it inside the root)
+    weight_decay: float = 0.0  # L2 coefficient added to the gradient
+    momentum: float = 0.0  # momentum on the scaled step, 0 for none
+    centered: bool = False  # divide by an estimate of the standard deviation of g instead
+
+    def update(self, w, g, state):
+        if self.weight_decay:
+            g = g + self.weight_decay * w
+        if not state:
+            state["sq_avg"] = np.zeros_like(w)
+            if self.centered:
+                state["g_avg"] = np.zeros_like(w)
             if self.momentum:
-                v = self.state.get(k)
-                v = g.copy() if v is None else self.momentum * v + g
-                self.state[k] = v
-                g = g + self.momentum * v if self.nesterov else v
-            w -= self.lr * g
+                state["buf"] = np.zeros_like(w)
+        s = state["sq_avg"]
+        s *= self.alpha
+        s += (1.0 - self.alpha) * g * g
+        if self.centered:
+            m = state["g_avg"]
+            m += (1.0 - self.alpha) * (g - m)
+            denom = np.sqrt(s - m * m) + self.eps
+        else:
+            denom = np.sqrt(s) + self.eps
+        if self.momentum:
+            buf = state["buf"]
+            buf *= self.momentum
+            buf += g / denom
+            w -= self.lr * buf
+        else:
+            w -= self.lr * g / denom
+
+
+@dataclass
+class Adam(Optimizer):
+    """m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; w -= lr * m_hat / (sqrt(v_hat) + eps)
+    with the bias corrections m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t), t = 1, 2, ...
+
+    ``weight_decay`` adds weight_decay * w to g (L2, coupled: it is then rescaled like the rest
+    of the gradient); ``AdamW`` decouples it. ``amsgrad`` divides by the largest v seen so far.
+    """
+
+    lr: float = 0.001  # step size (Kingma and Ba's, torch's and Keras's default)
+    betas: tuple[float, float] = (0.9, 0.999)  # decay of the first and second moment estimates
+    eps: float = 1e-8  # added to sqrt(v_hat) (Keras's default is 1e-7)
+    weight_decay: float = 0.0  # L2 coefficient added to the gradient
+    amsgrad: bool = False  # use the running maximum of v (Reddi et al.)
+
+    def _decay(self, w: np.ndarray) -> None:
+        """AdamW's decoupled decay; nothing in Adam."""
+
+    def update(self, w, g, state):
+        self._decay(w)
+        if self.weight_decay and not isinstance(self, AdamW):
+            g = g + self.weight_decay * w
+        b1, b2 = self.betas
+        if not state:
+            state["t"], state["m"], state["v"] = 0, np.zeros_like(w), np.zeros_like(w)
+            if self.amsgrad:
+                state["v_max"] = np.zeros_like(w)
+        state["t"] += 1
+        t, m, v = state["t"], state["m"], state["v"]
+        m *= b1
+        m += (1.0 - b1) * g
+        v *= b2
+        v += (1.0 - b2) * g * g
+        if self.amsgrad:
+            np.maximum(state["v_max"], v, out=state["v_max"])
+            v = state["v_max"]
+        m_hat = m / (1.0 - b1**t)  # unbiased while the averages still remember their zero start
+        v_hat = v / (1.0 - b2**t)
+        w -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+@dataclass
+class AdamW(Adam):
+    """Adam with decoupled weight decay: w -= lr * weight_decay * w, then the Adam step on g alone.
+
+    Loshchilov and Hutter's AdamW, as ``torch.optim.AdamW`` (whose default decay is 0.01). With
+    plain SGD the two kinds of decay coincide; with Adam the coupled one is divided by sqrt(v_hat),
+    so weights with large gradients are barely decayed.
+    """
+
+    weight_decay: float = 0.01  # decoupled: multiplies w by (1 - lr * weight_decay) every step
+
+    def _decay(self, w: np.ndarray) -> None:
+        if self.weight_decay:
+            w *= 1.0 - self.lr * self.weight_decay
+
+
+#: Name -> class, for pages and configuration files.
+OPTIMIZERS = {"sgd": SGD, "adagrad": AdaGrad, "rmsprop": RMSProp, "adam": Adam, "adamw": AdamW}

@@ -5,6 +5,10 @@ W is (fan_in, fan_out) here, as in the NumPy code; ``torch.nn.Linear.weight`` is
 ``eval()``) with one addition: it draws its masks from a ``torch.Generator`` when given one, so
 that a run is reproducible without a global seed. The tests check that its statistics are
 ``nn.Dropout``'s.
+
+``batchnorm_forward``/``batchnorm_backward`` are the NumPy pair written with tensors: the same
+formulas, the same running-average convention as ``torch.nn.functional.batch_norm`` (which the
+tests compare them with). Models use ``torch.nn.BatchNorm1d`` itself.
 """
 
 from __future__ import annotations
@@ -68,3 +72,56 @@ class Dropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+def batchnorm_running(D: int, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> dict:
+    """Fresh running statistics: ``{"mean": zeros(D), "var": ones(D)}``, as ``nn.BatchNorm1d``."""
+    return {
+        "mean": torch.zeros(D, dtype=dtype, device=device),
+        "var": torch.ones(D, dtype=dtype, device=device),
+    }
+
+
+def batchnorm_forward(
+    x: Tensor,
+    gamma: Tensor,
+    beta: Tensor,
+    running: dict[str, Tensor] | None,
+    train: bool,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> tuple[Tensor, tuple]:
+    """out = gamma (x - mu) / sqrt(var + eps) + beta per feature; x (N, D), gamma and beta (D,).
+
+    As ``numpy_impl.layers.batchnorm_forward``: batch statistics in training (``running`` updated
+    in place with the unbiased variance), ``running``'s in evaluation.
+    """
+    if train:
+        n = x.shape[0]
+        if n < 2:
+            raise ValueError("batch normalization in training needs at least 2 rows per batch")
+        mu = x.mean(0)
+        centred = x - mu
+        var = (centred * centred).mean(0)
+        if running is not None:
+            with torch.no_grad():
+                running["mean"].mul_(1.0 - momentum).add_(momentum * mu)
+                running["var"].mul_(1.0 - momentum).add_(momentum * var * (n / (n - 1)))
+    else:
+        if running is None:
+            raise ValueError("batch normalization in evaluation uses the running statistics: pass running")
+        centred = x - running["mean"]
+        var = running["var"]
+    inv_std = torch.rsqrt(var + eps)
+    x_hat = centred * inv_std
+    return gamma * x_hat + beta, (x_hat, gamma, inv_std, bool(train))
+
+
+def batchnorm_backward(dout: Tensor, cache: tuple) -> tuple[Tensor, Tensor, Tensor]:
+    """dx, dgamma, dbeta: dx = inv_std (g - mean(g) - x_hat mean(g x_hat)) with g = dout gamma."""
+    x_hat, gamma, inv_std, train = cache
+    g = dout * gamma
+    dgamma, dbeta = (dout * x_hat).sum(0), dout.sum(0)
+    if not train:
+        return g * inv_std, dgamma, dbeta
+    return inv_std * (g - g.mean(0) - x_hat * (g * x_hat).mean(0)), dgamma, dbeta

@@ -5,6 +5,10 @@ The same regularization options as the NumPy MLP: ``dropout`` (our ``layers.Drop
 before the first layer; ``l1``/``l2`` penalties on the weights (``penalty()``, which
 ``training.fit`` adds to the loss); ``max_norm`` on every unit's incoming weights
 (``apply_constraints()``, which ``training.fit`` calls after each optimizer step).
+
+``batchnorm`` as in the NumPy MLP: ``nn.BatchNorm1d`` between ``Linear`` (then without bias) and
+the activation (True or ``"before"``), or after the activation (``"after"``). Its running
+averages follow ``model.train()`` / ``model.eval()``, as every torch module's do.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from course_lib.numpy_impl.mlp import DEFAULT_INIT, dropout_rates
+from course_lib.numpy_impl.mlp import DEFAULT_INIT, batchnorm_position, dropout_rates
 from course_lib.torch_impl import regularization
 from course_lib.torch_impl.activations import MODULES
 from course_lib.torch_impl.initializers import init_linear
@@ -38,6 +42,9 @@ class MLP(nn.Module):
         l1: float = 0.0,
         l2: float = 0.0,
         max_norm: float | None = None,
+        batchnorm: bool | str = False,
+        bn_momentum: float = 0.1,
+        bn_eps: float = 1e-5,
     ) -> None:
         super().__init__()
         if len(sizes) < 2 or any(int(s) < 1 for s in sizes):  # the NumPy MLP's checks
@@ -57,10 +64,18 @@ class MLP(nn.Module):
         self.init = init or DEFAULT_INIT[activation]
         self.dropout, self.input_dropout = rates, float(input_dropout)
         self.l1, self.l2, self.max_norm = float(l1), float(l2), max_norm
+        self.batchnorm = batchnorm_position(batchnorm)
         # Dropout masks come from their own generator, seeded from ``generator`` after the weights.
+        n_hidden = len(self.sizes) - 2
         linears = [
-            init_linear(nn.Linear(fan_in, fan_out, dtype=dtype), self.init, generator)
-            for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:], strict=True)
+            init_linear(
+                nn.Linear(
+                    fan_in, fan_out, bias=not (i < n_hidden and self.batchnorm == "before"), dtype=dtype
+                ),
+                self.init,
+                generator,
+            )
+            for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True))
         ]
         drop_gen = None
         if self.has_dropout and generator is not None:
@@ -69,8 +84,13 @@ class MLP(nn.Module):
         modules: list[nn.Module] = [Dropout(self.input_dropout, drop_gen)] if self.input_dropout else []
         for i, linear in enumerate(linears):
             modules.append(linear)
-            if i < len(rates):  # a hidden layer: activation, then dropout
+            if i < len(rates):  # a hidden layer: [batch norm], activation, [batch norm], dropout
+                bn = nn.BatchNorm1d(linear.out_features, eps=bn_eps, momentum=bn_momentum, dtype=dtype)
+                if self.batchnorm == "before":
+                    modules.append(bn)
                 modules.append(MODULES[activation]().to(dtype))
+                if self.batchnorm == "after":
+                    modules.append(bn)
                 if rates[i] > 0:
                     modules.append(Dropout(rates[i], drop_gen))
         self.net = nn.Sequential(*modules).to(device)
@@ -99,28 +119,56 @@ class MLP(nn.Module):
     def linears(self) -> list[nn.Linear]:
         return [m for m in self.net if isinstance(m, nn.Linear)]
 
+    @property
+    def batchnorms(self) -> list[nn.BatchNorm1d]:
+        return [m for m in self.net if isinstance(m, nn.BatchNorm1d)]
+
     def forward(self, x: Tensor) -> Tensor:
         """Logits (N, C) for inputs (N, D)."""
         return self.net(x)
 
     @torch.no_grad()
-    def load_numpy_params(self, params: dict[str, np.ndarray]) -> MLP:
-        """Copy the weights of a ``numpy_impl.mlp.MLP`` (W is (in, out) there, (out, in) here)."""
+    def load_numpy_params(
+        self, params: dict[str, np.ndarray], buffers: dict[str, np.ndarray] | None = None
+    ) -> MLP:
+        """Copy the weights of a ``numpy_impl.mlp.MLP`` (W is (in, out) there, (out, in) here), and
+        its batch-norm running averages when ``buffers`` (its ``.buffers``) is given."""
         prelus = [m for m in self.net if isinstance(m, nn.PReLU)]
+        bns = self.batchnorms
         for i, lin in enumerate(self.linears, start=1):
             lin.weight.copy_(torch.as_tensor(params[f"W{i}"].T))
-            lin.bias.copy_(torch.as_tensor(params[f"b{i}"]))
+            if lin.bias is not None:
+                lin.bias.copy_(torch.as_tensor(params[f"b{i}"]))
             if prelus and i <= len(prelus):
                 prelus[i - 1].weight.fill_(float(params[f"alpha{i}"]))
+            if bns and i <= len(bns):
+                bns[i - 1].weight.copy_(torch.as_tensor(params[f"gamma{i}"]))
+                bns[i - 1].bias.copy_(torch.as_tensor(params[f"beta{i}"]))
+                if buffers is not None:
+                    bns[i - 1].running_mean.copy_(torch.as_tensor(buffers[f"running_mean{i}"]))
+                    bns[i - 1].running_var.copy_(torch.as_tensor(buffers[f"running_var{i}"]))
         return self
+
+    def numpy_buffers(self) -> dict[str, np.ndarray]:
+        """The batch-norm running averages, named as the NumPy MLP's ``buffers``."""
+        out: dict[str, np.ndarray] = {}
+        for i, bn in enumerate(self.batchnorms, start=1):
+            out[f"running_mean{i}"] = bn.running_mean.detach().cpu().numpy().copy()
+            out[f"running_var{i}"] = bn.running_var.detach().cpu().numpy().copy()
+        return out
 
     def numpy_grads(self) -> dict[str, np.ndarray]:
         """The gradients after ``backward()``, named and laid out as the NumPy MLP's."""
         out: dict[str, np.ndarray] = {}
         prelus = [m for m in self.net if isinstance(m, nn.PReLU)]
+        bns = self.batchnorms
         for i, lin in enumerate(self.linears, start=1):
             out[f"W{i}"] = lin.weight.grad.detach().cpu().numpy().T
-            out[f"b{i}"] = lin.bias.grad.detach().cpu().numpy()
+            if lin.bias is not None:
+                out[f"b{i}"] = lin.bias.grad.detach().cpu().numpy()
             if prelus and i <= len(prelus):
                 out[f"alpha{i}"] = prelus[i - 1].weight.grad.detach().cpu().numpy().reshape(())
+            if bns and i <= len(bns):
+                out[f"gamma{i}"] = bns[i - 1].weight.grad.detach().cpu().numpy()
+                out[f"beta{i}"] = bns[i - 1].bias.grad.detach().cpu().numpy()
         return out

@@ -1,0 +1,425 @@
+"""Assignment 05 (optimizers, schedules, batch norm) end to end: the solution scores full marks, the
+release zero, and each graded part loses exactly its points for a plausible wrong answer or a
+delegating one.
+
+The shared suite (``assignment_harness.AssignmentSuite``) checks the structure, runs every fake
+student in process and grades a class of them with real nbgrader. Nesterov momentum is graded on
+its own (``test_nesterov``), as is Adam's first step (``test_adam_first_step``, the bias
+correction) and batch norm's evaluation mode (``test_batchnorm_eval``), so that an answer wrong in
+one of them loses that part only. The hidden tests follow 20-step trajectories against
+``torch.optim`` on fixed gradients, with a learning rate that changes every step (where PyTorch's
+momentum form and Keras's part ways) and with gradients small enough that the place of Adam's
+epsilon matters.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from assignment_harness import HIDDEN_BEGIN, AssignmentSuite, cell_by_id, delegating, read, wrong
+
+ASSIGNMENT = "05-optimization"
+
+#: Graded part (test cell) -> points: the contract of the assignment, checked against metadata.
+POINTS = {
+    "test_momentum": 2,
+    "test_nesterov": 1,
+    "test_adam_first_step": 1,
+    "test_adam": 2,
+    "test_exponential_decay": 1,
+    "test_cosine_restarts": 2,
+    "test_batchnorm_train": 2,
+    "test_batchnorm_eval": 1,
+}
+
+#: Test cell -> the answer cell it grades.
+ANSWER_OF = {
+    "test_momentum": "momentum_step",
+    "test_nesterov": "momentum_step",
+    "test_adam_first_step": "adam_step",
+    "test_adam": "adam_step",
+    "test_exponential_decay": "exponential_decay",
+    "test_cosine_restarts": "cosine_decay_restarts",
+    "test_batchnorm_train": "batchnorm_forward",
+    "test_batchnorm_eval": "batchnorm_forward",
+}
+
+
+def body(*parts: str) -> str:
+    """Pieces of an answer's code, each dedented, joined into one block."""
+    return "\n".join(textwrap.dedent(part).strip("\n") for part in parts)
+
+
+#: The evaluation branch of a correct batchnorm_forward, for wrong answers in training mode only.
+_EVAL = """
+x = np.asarray(x, dtype=np.float64)
+if not train:
+    return gamma * (x - running["mean"]) / np.sqrt(running["var"] + eps) + beta
+"""
+
+#: The training branch, for wrong answers in evaluation mode only.
+_TRAIN = """
+x = np.asarray(x, dtype=np.float64)
+mu, var = x.mean(axis=0), x.var(axis=0)
+if train:
+    n = len(x)
+    running["mean"] = (1 - momentum) * running["mean"] + momentum * mu
+    running["var"] = (1 - momentum) * running["var"] + momentum * var * n / (n - 1)
+    return gamma * (x - mu) / np.sqrt(var + eps) + beta
+"""
+
+#: Adam's moments, shared by the wrong Adam answers (which differ in the step).
+_MOMENTS = """
+b1, b2 = betas
+g = np.asarray(g, dtype=np.float64)
+t = state["t"] + 1
+m = b1 * state["m"] + (1 - b1) * g
+v = b2 * state["v"] + (1 - b2) * g * g
+"""
+
+#: Plausible wrong answers, each failing exactly the parts in its last arguments.
+WRONG = {
+    "momentum-keras-form": wrong(  # u = mu u - lr g; w += u: the same path while lr is constant
+        "momentum_step",
+        """
+        g = np.asarray(g, dtype=np.float64)
+        u = momentum * np.asarray(velocity, dtype=np.float64) - lr * g
+        if nesterov:
+            return np.asarray(w, dtype=np.float64) + momentum * u - lr * g, u
+        return np.asarray(w, dtype=np.float64) + u, u
+        """,
+        "test_momentum",
+        "test_nesterov",
+    ),
+    "momentum-dampened": wrong(  # an exponential moving average of g instead of a sum
+        "momentum_step",
+        """
+        g = np.asarray(g, dtype=np.float64)
+        v = momentum * np.asarray(velocity, dtype=np.float64) + (1 - momentum) * g
+        d = g + momentum * v if nesterov else v
+        return np.asarray(w, dtype=np.float64) - lr * d, v
+        """,
+        "test_momentum",
+        "test_nesterov",
+    ),
+    "nesterov-ignored": wrong(
+        "momentum_step",
+        """
+        v = momentum * np.asarray(velocity, dtype=np.float64) + np.asarray(g, dtype=np.float64)
+        return np.asarray(w, dtype=np.float64) - lr * v, v
+        """,
+        "test_nesterov",
+    ),
+    "nesterov-old-velocity": wrong(
+        "momentum_step",
+        """
+        g = np.asarray(g, dtype=np.float64)
+        old = np.asarray(velocity, dtype=np.float64)
+        v = momentum * old + g
+        d = g + momentum * old if nesterov else v
+        return np.asarray(w, dtype=np.float64) - lr * d, v
+        """,
+        "test_nesterov",
+    ),
+    "adam-no-bias-correction": wrong(
+        "adam_step",
+        body(
+            _MOMENTS,
+            """
+        return np.asarray(w, dtype=np.float64) - lr * m / (np.sqrt(v) + eps), {"t": t, "m": m, "v": v}
+        """,
+        ),
+        "test_adam_first_step",
+        "test_adam",
+    ),
+    "adam-eps-inside-the-root": wrong(  # shows only where gradients are small (1e-3 and 1e-7 here)
+        "adam_step",
+        body(
+            _MOMENTS,
+            """
+        step = (m / (1 - b1**t)) / np.sqrt(v / (1 - b2**t) + eps)
+        return np.asarray(w, dtype=np.float64) - lr * step, {"t": t, "m": m, "v": v}
+        """,
+        ),
+        "test_adam_first_step",
+        "test_adam",
+    ),
+    "adam-corrects-with-the-old-t": wrong(  # t before the increment (floored at 1): wrong from step 2
+        "adam_step",
+        body(
+            _MOMENTS,
+            """
+        t_old = max(state["t"], 1)
+        step = (m / (1 - b1**t_old)) / (np.sqrt(v / (1 - b2**t_old)) + eps)
+        return np.asarray(w, dtype=np.float64) - lr * step, {"t": t, "m": m, "v": v}
+        """,
+        ),
+        "test_adam_first_step",  # its hidden part takes a second step
+        "test_adam",
+    ),
+    "adam-state-keeps-corrected-moments": wrong(
+        "adam_step",
+        body(
+            _MOMENTS,
+            """
+        m, v = m / (1 - b1**t), v / (1 - b2**t)
+        return np.asarray(w, dtype=np.float64) - lr * m / (np.sqrt(v) + eps), {"t": t, "m": m, "v": v}
+        """,
+        ),
+        "test_adam_first_step",
+        "test_adam",
+    ),
+    "exponential-is-inverse-time": wrong(
+        "exponential_decay",
+        """
+        p = np.floor(step / decay_steps) if staircase else step / decay_steps
+        return float(lr0 / (1 + decay_rate * p))
+        """,
+        "test_exponential_decay",
+    ),
+    "exponential-staircase-rounds": wrong(
+        "exponential_decay",
+        """
+        p = np.round(step / decay_steps) if staircase else step / decay_steps
+        return float(lr0 * decay_rate**p)
+        """,
+        "test_exponential_decay",
+    ),
+    "restarts-equal-cycles": wrong(  # ignores t_mul
+        "cosine_decay_restarts",
+        """
+        i, f = divmod(step / first_decay_steps, 1.0)
+        return float(lr0 * (alpha + (1 - alpha) * m_mul**i * 0.5 * (1 + np.cos(np.pi * f))))
+        """,
+        "test_cosine_restarts",
+    ),
+    "restarts-m_mul-scales-the-floor": wrong(
+        "cosine_decay_restarts",
+        """
+        i, start, length = 0, 0.0, float(first_decay_steps)
+        while step >= start + length:
+            start, length, i = start + length, length * t_mul, i + 1
+        cos = 0.5 * (1 + np.cos(np.pi * (step - start) / length))
+        return float(lr0 * m_mul**i * (alpha + (1 - alpha) * cos))
+        """,
+        "test_cosine_restarts",
+    ),
+    "restarts-alpha-is-absolute": wrong(
+        "cosine_decay_restarts",
+        """
+        i, start, length = 0, 0.0, float(first_decay_steps)
+        while step >= start + length:
+            start, length, i = start + length, length * t_mul, i + 1
+        cos = 0.5 * (1 + np.cos(np.pi * (step - start) / length))
+        return float(alpha + (lr0 - alpha) * m_mul**i * cos)
+        """,
+        "test_cosine_restarts",
+    ),
+    "batchnorm-keras-momentum": wrong(  # running = m running + (1 - m) batch: Keras's meaning of m
+        "batchnorm_forward",
+        body(
+            _EVAL,
+            """
+        mu, var, n = x.mean(axis=0), x.var(axis=0), len(x)
+        running["mean"] = momentum * running["mean"] + (1 - momentum) * mu
+        running["var"] = momentum * running["var"] + (1 - momentum) * var * n / (n - 1)
+        return gamma * (x - mu) / np.sqrt(var + eps) + beta
+        """,
+        ),
+        "test_batchnorm_train",
+    ),
+    "batchnorm-biased-running-variance": wrong(
+        "batchnorm_forward",
+        body(
+            _EVAL,
+            """
+        mu, var = x.mean(axis=0), x.var(axis=0)
+        running["mean"] = (1 - momentum) * running["mean"] + momentum * mu
+        running["var"] = (1 - momentum) * running["var"] + momentum * var
+        return gamma * (x - mu) / np.sqrt(var + eps) + beta
+        """,
+        ),
+        "test_batchnorm_train",
+    ),
+    "batchnorm-over-the-features": wrong(  # statistics of each example instead of each feature
+        "batchnorm_forward",
+        body(
+            _EVAL,
+            """
+        mu, var, n = x.mean(axis=1, keepdims=True), x.var(axis=1, keepdims=True), len(x)
+        running["mean"] = (1 - momentum) * running["mean"] + momentum * x.mean(axis=0)
+        running["var"] = (1 - momentum) * running["var"] + momentum * x.var(axis=0) * n / (n - 1)
+        return gamma * (x - mu) / np.sqrt(var + eps) + beta
+        """,
+        ),
+        "test_batchnorm_train",
+    ),
+    "batchnorm-eval-uses-the-batch": wrong(  # train ignored: the missing model.eval()
+        "batchnorm_forward",
+        """
+        x = np.asarray(x, dtype=np.float64)
+        mu, var, n = x.mean(axis=0), x.var(axis=0), len(x)
+        running["mean"] = (1 - momentum) * running["mean"] + momentum * mu
+        running["var"] = (1 - momentum) * running["var"] + momentum * var * n / (n - 1)
+        return gamma * (x - mu) / np.sqrt(var + eps) + beta
+        """,
+        "test_batchnorm_eval",
+    ),
+    "batchnorm-eval-updates-running": wrong(
+        "batchnorm_forward",
+        body(
+            _TRAIN,
+            """
+        n = len(x)
+        running["mean"] = (1 - momentum) * running["mean"] + momentum * mu
+        running["var"] = (1 - momentum) * running["var"] + momentum * var * n / (n - 1)
+        return gamma * (x - running["mean"]) / np.sqrt(running["var"] + eps) + beta
+        """,
+        ),
+        "test_batchnorm_eval",
+    ),
+}
+
+#: Answers that pass every value test but delegate; only the integrity check removes their credit.
+DELEGATING = {
+    "momentum-calls-torch-optim": delegating(
+        "momentum_step",
+        """
+        import torch
+
+
+        def momentum_step(w, g, velocity, lr, momentum=0.9, nesterov=False):
+            p = torch.tensor(np.array(w, dtype=np.float64), requires_grad=True)
+            opt = torch.optim.SGD([p], lr=lr, momentum=momentum, nesterov=nesterov)
+            opt.state[p]["momentum_buffer"] = torch.tensor(np.array(velocity, dtype=np.float64))
+            p.grad = torch.tensor(np.asarray(g, dtype=np.float64))
+            opt.step()
+            return p.detach().numpy(), opt.state[p]["momentum_buffer"].numpy()
+        """,
+        "test_momentum",
+        "test_nesterov",
+    ),
+    "adam-calls-course_lib": delegating(
+        "adam_step",
+        """
+        from course_lib.numpy_impl.optimizers import Adam as _Adam
+
+
+        def adam_step(w, g, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+            opt = _Adam(lr=lr, betas=betas, eps=eps)
+            opt.state["w"] = {k: (np.array(v, dtype=np.float64) if k != "t" else v) for k, v in state.items()}
+            params = {"w": np.array(w, dtype=np.float64)}
+            opt.step(params, {"w": np.asarray(g, dtype=np.float64)})
+            return params["w"], opt.state["w"]
+        """,
+        "test_adam_first_step",
+        "test_adam",
+    ),
+    "exponential-calls-course_lib": delegating(
+        "exponential_decay",
+        """
+        from course_lib.numpy_impl import schedules as _schedules
+
+
+        def exponential_decay(step, lr0, decay_rate, decay_steps, staircase=False):
+            return _schedules.exponential_decay(step, lr0, decay_rate, decay_steps, staircase)
+        """,
+        "test_exponential_decay",
+    ),
+    "restarts-helper-calls-course_lib": delegating(
+        "cosine_decay_restarts",
+        """
+        from course_lib.numpy_impl.schedules import restart_cycle as _cycle
+
+
+        def _where(step, first, t_mul):
+            i, f = _cycle(step, first, t_mul)
+            return float(i), float(f)
+
+
+        def cosine_decay_restarts(step, lr0, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0):
+            i, f = _where(step, first_decay_steps, t_mul)
+            return float(lr0 * (alpha + (1 - alpha) * m_mul**i * 0.5 * (1 + np.cos(np.pi * f))))
+        """,
+        "test_cosine_restarts",
+    ),
+    "batchnorm-calls-torch": delegating(
+        "batchnorm_forward",
+        """
+        import torch
+        import torch.nn.functional as F
+
+
+        def batchnorm_forward(x, gamma, beta, running, train, momentum=0.1, eps=1e-5):
+            rm = torch.tensor(np.array(running["mean"], dtype=np.float64))
+            rv = torch.tensor(np.array(running["var"], dtype=np.float64))
+            out = F.batch_norm(torch.tensor(np.asarray(x, dtype=np.float64)), rm, rv,
+                               torch.tensor(np.asarray(gamma, dtype=np.float64)),
+                               torch.tensor(np.asarray(beta, dtype=np.float64)), train, momentum, eps)
+            if train:
+                running["mean"], running["var"] = rm.numpy(), rv.numpy()
+            return out.numpy()
+        """,
+        "test_batchnorm_train",
+        "test_batchnorm_eval",
+    ),
+}
+
+#: Graded by real nbgrader (a few seconds per student): a wrong answer for each part, and delegation.
+NBGRADER_WRONG = (
+    "momentum-keras-form",
+    "nesterov-old-velocity",
+    "adam-no-bias-correction",
+    "adam-eps-inside-the-root",
+    "exponential-is-inverse-time",
+    "restarts-equal-cycles",
+    "batchnorm-keras-momentum",
+    "batchnorm-eval-uses-the-batch",
+)
+NBGRADER_DELEGATING = (
+    "momentum-calls-torch-optim",
+    "adam-calls-course_lib",
+    "batchnorm-calls-torch",
+)
+
+
+class TestAssignment05(AssignmentSuite):
+    ASSIGNMENT = ASSIGNMENT
+    POINTS = POINTS
+    WRONG = WRONG
+    DELEGATING = DELEGATING
+    NBGRADER_WRONG = NBGRADER_WRONG
+    NBGRADER_DELEGATING = NBGRADER_DELEGATING
+    MIN_PARTS = 6
+    ANSWER_OF = ANSWER_OF
+    ISSUE_WRONG = (
+        "momentum-keras-form",
+        "adam-no-bias-correction",
+        "restarts-equal-cycles",
+        "batchnorm-keras-momentum",
+        "batchnorm-eval-uses-the-batch",
+    )
+
+    def test_the_issue_parts_are_graded(self):
+        """Momentum SGD, Adam with bias correction, the two schedules, batch norm in both modes."""
+        answers = {self.answer_of(t) for t in POINTS}
+        assert answers == {
+            "momentum_step",
+            "adam_step",
+            "exponential_decay",
+            "cosine_decay_restarts",
+            "batchnorm_forward",
+        }
+        assert {"test_adam_first_step", "test_batchnorm_train", "test_batchnorm_eval"} <= set(POINTS)
+
+    def test_hidden_tests_compare_whole_trajectories_with_torch(self):
+        """The issue: hidden tests compare trajectories on fixed gradients (20 steps, against torch)."""
+        nb = read(self.solution_path())
+        for test_id, reference in (
+            ("test_momentum", "torch.optim.SGD"),
+            ("test_nesterov", "torch.optim.SGD"),
+            ("test_adam", "torch.optim.Adam"),
+        ):
+            source = cell_by_id(nb, test_id).source
+            hidden = source[source.index(HIDDEN_BEGIN) :]
+            assert reference in hidden and "range(20)" in hidden, test_id
