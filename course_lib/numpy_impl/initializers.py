@@ -33,12 +33,16 @@ def zeros(fan_in: int, fan_out: int, rng: np.random.Generator | None = None) -> 
 def normal(fan_in: int, fan_out: int, std: float, rng: np.random.Generator) -> Array:
     """W ~ N(0, std^2), e.g. std = 0.01 as many older tutorials do."""
     _check(fan_in, fan_out)
+    if not std >= 0:
+        raise ValueError(f"std must be >= 0, got {std}")
     return rng.normal(0.0, std, size=(fan_in, fan_out))
 
 
 def uniform(fan_in: int, fan_out: int, limit: float, rng: np.random.Generator) -> Array:
     """W ~ U(-limit, limit)."""
     _check(fan_in, fan_out)
+    if not limit >= 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
     return rng.uniform(-limit, limit, size=(fan_in, fan_out))
 
 
@@ -72,12 +76,17 @@ def lecun_normal(fan_in: int, fan_out: int, rng: np.random.Generator, gain: floa
     return normal(fan_in, fan_out, gain * np.sqrt(1.0 / fan_in), rng)
 
 
-def get(name: str, fan_in: int, fan_out: int, rng: np.random.Generator) -> Array:
-    """Initialise by name: any function above, or ``"normal:0.01"`` for N(0, 0.01^2)."""
+def get(name: str, fan_in: int, fan_out: int, rng: np.random.Generator, gain: float = 1.0) -> Array:
+    """Initialise by name: any function above, ``"normal:0.01"`` for N(0, 0.01^2) or
+    ``"uniform:0.05"`` for U(-0.05, 0.05). ``gain`` multiplies the scale of the Xavier, He and
+    LeCun rules."""
     if name.startswith("normal:"):
         return normal(fan_in, fan_out, float(name.split(":", 1)[1]), rng)
+    if name.startswith("uniform:"):
+        return uniform(fan_in, fan_out, float(name.split(":", 1)[1]), rng)
+    if name == "zeros":
+        return zeros(fan_in, fan_out, rng)
     table = {
-        "zeros": zeros,
         "xavier_normal": xavier_normal,
         "xavier_uniform": xavier_uniform,
         "he_normal": he_normal,
@@ -85,5 +94,8 @@ def get(name: str, fan_in: int, fan_out: int, rng: np.random.Generator) -> Array
         "lecun_normal": lecun_normal,
     }
     if name not in table:
-        raise ValueError(f"unknown initializer {name!r}; choose from {sorted(table)} or 'normal:STD'")
-    return table[name](fan_in, fan_out, rng)
+        choices = sorted([*table, "zeros"])
+        raise ValueError(
+            f"unknown initializer {name!r}; choose from {choices}, 'normal:STD' or 'uniform:LIMIT'"
+        )
+    return table[name](fan_in, fan_out, rng, gain=gain)
