@@ -423,3 +423,76 @@ def test_batchnorm_lets_the_gradient_reach_the_first_layer_of_a_deep_sigmoid_net
         ratios[bn] = norms[0] / norms[-1]
     assert ratios[False] < 1e-6, ratios
     assert ratios[True] > 1e-2, ratios
+
+
+# ------------------------------------------------------------------------ residual=True (skips)
+
+
+RESIDUAL_CASES = [("tanh", False), ("sigmoid", False), ("elu", "before"), ("tanh", "after")]
+
+
+def residual_problem(activation: str, batchnorm, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    model = MLP([5, 6, 6, 6, 3], activation, rng=seed, residual=True, batchnorm=batchnorm)
+    randomize(model, rng)
+    return model, rng.normal(size=(8, 5)), rng.integers(0, 3, size=8)
+
+
+def test_residual_skips_every_equal_width_hidden_layer_after_the_first():
+    assert MLP([5, 6, 6, 6, 3], residual=True).skips == [2, 3]
+    assert MLP([6, 6, 6, 4, 4, 2], residual=True).skips == [2, 4]  # not layer 1: the input is no hidden layer
+    assert MLP([5, 6, 6, 3]).skips == []
+    assert [type(m).__name__ for m in TorchMLP([5, 6, 6, 3], residual=True).net] == [
+        "Linear", "ReLU", "Skip", "Linear",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="two equal hidden widths"):
+        MLP([5, 6, 7, 3], residual=True)
+    with pytest.raises(ValueError, match="two equal hidden widths"):
+        TorchMLP([5, 6, 7, 3], residual=True)
+
+
+def test_residual_layer_adds_its_input():
+    """h2 = f(h1) + h1: with W2 = 0 and b2 = 0 (tanh(0) = 0) the skipped layer is the identity."""
+    model, x, _ = residual_problem("tanh", False)
+    model.params["W2"][...] = 0.0
+    model.params["b2"][...] = 0.0
+    h1, h2, _ = model.hidden_activations(x)
+    assert_allclose(h2, h1, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("activation, batchnorm", RESIDUAL_CASES)
+def test_residual_mlp_passes_gradient_check(activation, batchnorm):
+    model, x, y = residual_problem(activation, batchnorm)
+    _, grads = model.loss_and_grads(x, y, update_running=False)
+    assert set(grads) == set(model.params)
+    for name, p in model.params.items():
+        num = numerical_gradient(lambda _: model.loss(x, y, train=True), p, H)
+        assert_allclose(grads[name], num, rtol=1e-5, atol=1e-9, err_msg=name)
+
+
+def test_residual_gradient_check_catches_a_missing_skip_in_the_backward():
+    """Control: drop the skip's gradient and the first layer's gradient no longer checks."""
+    model, x, y = residual_problem("tanh", False)
+    skips, model.skips = model.skips, []
+    _, wrong = model.loss_and_grads(x, y)  # backward (and forward) without the skips...
+    model.skips = skips
+    num = numerical_gradient(lambda _: model.loss(x, y), model.params["W1"], H)  # ...loss with them
+    assert not np.allclose(wrong["W1"], num, rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("activation, batchnorm", RESIDUAL_CASES)
+def test_residual_mlp_matches_torch(activation, batchnorm):
+    model, x, y = residual_problem(activation, batchnorm, seed=2)
+    tm = TorchMLP(model.sizes, activation, dtype=torch.float64, batchnorm=batchnorm, residual=True)
+    tm.load_numpy_params(model.params, model.buffers)
+    loss, grads = model.loss_and_grads(x, y)
+    tm.train()
+    tloss = F.cross_entropy(tm(torch.tensor(x)), torch.tensor(y))
+    tloss.backward()
+    assert_allclose(loss, tloss.item(), rtol=1e-12)
+    tgrads = tm.numpy_grads()
+    assert set(tgrads) == set(grads)
+    for k in grads:
+        assert_allclose(grads[k], tgrads[k], rtol=1e-8, atol=1e-12, err_msg=k)
+    tm.eval()
+    assert_allclose(model.forward(x), tm(torch.tensor(x)).detach().numpy(), rtol=1e-10, atol=1e-12)

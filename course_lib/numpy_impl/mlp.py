@@ -20,6 +20,12 @@ not parameters and live in ``self.buffers`` (``running_mean{i}``, ``running_var{
 step (``loss_and_grads``) normalizes with the batch's statistics and updates the running averages;
 ``forward``, ``loss`` and ``predict`` evaluate with the running averages unless asked for the
 batch's (``train=True``), and never change them.
+
+Skip connections (book chapter 7): ``residual=True`` adds each hidden layer's input to its output,
+h_i = f_i(h_{i-1}) + h_{i-1}, for every hidden layer after the first whose width equals its input's
+(f_i is the layer's dense -> [batch norm] -> activation -> [batch norm]; dropout acts on the sum).
+``residual.ResidualMLP`` is the pre-activation residual network of the chapter, two dense layers
+per block; this flag gives the plain MLP the one-layer form of the same idea.
 """
 
 from __future__ import annotations
@@ -61,7 +67,9 @@ class MLP:
 
     ``batchnorm`` is False, True / ``"before"`` (dense -> BN -> activation, no dense bias) or
     ``"after"`` (dense -> activation -> BN); ``bn_momentum`` and ``bn_eps`` are PyTorch's
-    ``momentum`` (running = (1 - m) running + m batch) and ``eps``.
+    ``momentum`` (running = (1 - m) running + m batch) and ``eps``. ``residual`` adds an identity
+    skip around every hidden layer after the first whose input and output widths agree
+    (``skips`` lists their numbers).
     """
 
     def __init__(
@@ -79,6 +87,7 @@ class MLP:
         batchnorm: bool | str = False,
         bn_momentum: float = 0.1,
         bn_eps: float = 1e-5,
+        residual: bool = False,
     ) -> None:
         if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
             raise ValueError(f"sizes must be at least [inputs, outputs] of positive ints, got {sizes}")
@@ -100,6 +109,10 @@ class MLP:
         self.l1, self.l2, self.max_norm = float(l1), float(l2), max_norm
         self.batchnorm = batchnorm_position(batchnorm)
         self.bn_momentum, self.bn_eps = float(bn_momentum), float(bn_eps)
+        self.residual = bool(residual)
+        self.skips = residual_layers(self.sizes) if self.residual else []
+        if self.residual and not self.skips:
+            raise ValueError(f"residual=True needs two equal hidden widths in a row, got sizes {sizes}")
         self.params: dict[str, Array] = {}
         self.buffers: dict[str, Array] = {}  # batch-norm running averages (not trained by gradients)
         for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True), start=1):
@@ -159,6 +172,7 @@ class MLP:
         caches, hidden = [], []
         h, drop_cache = layers.dropout_forward(x, self.input_dropout, rng, drop)
         for i in range(1, self.n_layers + 1):
+            layer_input = h  # (N, H_{i-1}), after dropout: the skip carries it past the layer
             h, dense_cache = layers.dense_forward(h, self.params[f"W{i}"], self.params.get(f"b{i}", 0.0))
             bn_cache = act_cache = None
             if i < self.n_layers:  # (N, H_i)
@@ -167,6 +181,8 @@ class MLP:
                 h, act_cache = layers.activation_forward(h, self.activation, self.params.get(f"alpha{i}"))
                 if self.batchnorm == "after":
                     h, bn_cache = self._batchnorm(h, i, train, update)
+                if i in self.skips:
+                    h = h + layer_input
                 hidden.append(h)
             caches.append((drop_cache, dense_cache, bn_cache, act_cache))
             if i < self.n_layers:  # the mask of the next layer's input
@@ -236,6 +252,7 @@ class MLP:
         grads: dict[str, Array] = {}
         for i in range(self.n_layers, 0, -1):
             drop_cache, dense_cache, bn_cache, act_cache = caches[i - 1]
+            dskip = dh if i in self.skips else None  # the identity path: the gradient passes as is
             if bn_cache is not None and self.batchnorm == "after":
                 dh, grads[f"gamma{i}"], grads[f"beta{i}"] = layers.batchnorm_backward(dh, bn_cache)
             if act_cache is not None:
@@ -246,6 +263,8 @@ class MLP:
                 dh, grads[f"gamma{i}"], grads[f"beta{i}"] = layers.batchnorm_backward(dh, bn_cache)
             if i > 1:
                 dh, grads[f"W{i}"], db = layers.dense_backward(dh, dense_cache)
+                if dskip is not None:
+                    dh = dh + dskip
                 dh = layers.dropout_backward(dh, drop_cache)  # same mask as the forward pass
             else:  # the inputs need no gradient: skip dx = dout W1^T, a quarter of the work
                 grads["W1"], db = dense_cache[0].T @ dh, dh.sum(axis=0)
@@ -268,6 +287,12 @@ class MLP:
         """||dL/dW_i|| (Frobenius) for i = 1..n_layers: how much signal reaches each layer."""
         _, grads = self.loss_and_grads(x, y, update_running=False)
         return [float(np.linalg.norm(grads[f"W{i}"])) for i in range(1, self.n_layers + 1)]
+
+
+def residual_layers(sizes: Sequence[int]) -> list[int]:
+    """The hidden layers (numbered from 1) that get a skip: after the first, input width = output width."""
+    n_layers = len(sizes) - 1
+    return [i for i in range(2, n_layers) if sizes[i - 1] == sizes[i]]
 
 
 def dropout_rates(dropout: float | Sequence[float], n_hidden: int) -> list[float]:

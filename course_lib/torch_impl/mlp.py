@@ -9,6 +9,9 @@ before the first layer; ``l1``/``l2`` penalties on the weights (``penalty()``, w
 ``batchnorm`` as in the NumPy MLP: ``nn.BatchNorm1d`` between ``Linear`` (then without bias) and
 the activation (True or ``"before"``), or after the activation (``"after"``). Its running
 averages follow ``model.train()`` / ``model.eval()``, as every torch module's do.
+
+``residual=True`` as in the NumPy MLP: a ``Skip`` module (x + layer(x)) around every hidden layer
+after the first whose input and output widths agree; dropout follows the sum.
 """
 
 from __future__ import annotations
@@ -19,11 +22,18 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from course_lib.numpy_impl.mlp import DEFAULT_INIT, batchnorm_position, dropout_rates
+from course_lib.numpy_impl.mlp import DEFAULT_INIT, batchnorm_position, dropout_rates, residual_layers
 from course_lib.torch_impl import regularization
 from course_lib.torch_impl.activations import MODULES
 from course_lib.torch_impl.initializers import init_linear
 from course_lib.torch_impl.layers import Dropout
+
+
+class Skip(nn.Sequential):
+    """x + layers(x): an identity skip around a hidden layer (``MLP(residual=True)``)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + super().forward(x)
 
 
 class MLP(nn.Module):
@@ -45,6 +55,7 @@ class MLP(nn.Module):
         batchnorm: bool | str = False,
         bn_momentum: float = 0.1,
         bn_eps: float = 1e-5,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         if len(sizes) < 2 or any(int(s) < 1 for s in sizes):  # the NumPy MLP's checks
@@ -65,6 +76,10 @@ class MLP(nn.Module):
         self.dropout, self.input_dropout = rates, float(input_dropout)
         self.l1, self.l2, self.max_norm = float(l1), float(l2), max_norm
         self.batchnorm = batchnorm_position(batchnorm)
+        self.residual = bool(residual)
+        self.skips = residual_layers(self.sizes) if self.residual else []
+        if self.residual and not self.skips:
+            raise ValueError(f"residual=True needs two equal hidden widths in a row, got sizes {sizes}")
         # Dropout masks come from their own generator, seeded from ``generator`` after the weights.
         n_hidden = len(self.sizes) - 2
         linears = [
@@ -83,16 +98,17 @@ class MLP(nn.Module):
             drop_gen = torch.Generator(device=device).manual_seed(seed)
         modules: list[nn.Module] = [Dropout(self.input_dropout, drop_gen)] if self.input_dropout else []
         for i, linear in enumerate(linears):
-            modules.append(linear)
-            if i < len(rates):  # a hidden layer: [batch norm], activation, [batch norm], dropout
-                bn = nn.BatchNorm1d(linear.out_features, eps=bn_eps, momentum=bn_momentum, dtype=dtype)
-                if self.batchnorm == "before":
-                    modules.append(bn)
-                modules.append(MODULES[activation]().to(dtype))
-                if self.batchnorm == "after":
-                    modules.append(bn)
-                if rates[i] > 0:
-                    modules.append(Dropout(rates[i], drop_gen))
+            if i == len(rates):  # the output layer
+                modules.append(linear)
+                break
+            # a hidden layer: linear, [batch norm], activation, [batch norm] (with a skip around
+            # them when residual), then dropout
+            bn = nn.BatchNorm1d(linear.out_features, eps=bn_eps, momentum=bn_momentum, dtype=dtype)
+            layer = [linear] + ([bn] if self.batchnorm == "before" else [])
+            layer += [MODULES[activation]().to(dtype)] + ([bn] if self.batchnorm == "after" else [])
+            modules += [Skip(*layer)] if i + 1 in self.skips else layer
+            if rates[i] > 0:
+                modules.append(Dropout(rates[i], drop_gen))
         self.net = nn.Sequential(*modules).to(device)
 
     @property
@@ -117,11 +133,11 @@ class MLP(nn.Module):
 
     @property
     def linears(self) -> list[nn.Linear]:
-        return [m for m in self.net if isinstance(m, nn.Linear)]
+        return [m for m in self.net.modules() if isinstance(m, nn.Linear)]
 
     @property
     def batchnorms(self) -> list[nn.BatchNorm1d]:
-        return [m for m in self.net if isinstance(m, nn.BatchNorm1d)]
+        return [m for m in self.net.modules() if isinstance(m, nn.BatchNorm1d)]
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits (N, C) for inputs (N, D)."""
@@ -133,7 +149,7 @@ class MLP(nn.Module):
     ) -> MLP:
         """Copy the weights of a ``numpy_impl.mlp.MLP`` (W is (in, out) there, (out, in) here), and
         its batch-norm running averages when ``buffers`` (its ``.buffers``) is given."""
-        prelus = [m for m in self.net if isinstance(m, nn.PReLU)]
+        prelus = [m for m in self.net.modules() if isinstance(m, nn.PReLU)]
         bns = self.batchnorms
         for i, lin in enumerate(self.linears, start=1):
             lin.weight.copy_(torch.as_tensor(params[f"W{i}"].T))
@@ -160,7 +176,7 @@ class MLP(nn.Module):
     def numpy_grads(self) -> dict[str, np.ndarray]:
         """The gradients after ``backward()``, named and laid out as the NumPy MLP's."""
         out: dict[str, np.ndarray] = {}
-        prelus = [m for m in self.net if isinstance(m, nn.PReLU)]
+        prelus = [m for m in self.net.modules() if isinstance(m, nn.PReLU)]
         bns = self.batchnorms
         for i, lin in enumerate(self.linears, start=1):
             out[f"W{i}"] = lin.weight.grad.detach().cpu().numpy().T
