@@ -23,6 +23,7 @@ import ast
 import copy
 import functools
 import re
+import sys
 import textwrap
 import time
 from collections.abc import Mapping
@@ -304,11 +305,13 @@ def grade_class(
 
 
 class AssignmentSuite:
-    """The end-to-end tests every assignment gets: subclass it as ``TestAssignmentNN`` and declare
+    """The end-to-end tests every assignment gets: subclass it as ``TestAssignmentNN`` in a module
+    that declares (or in the class body)
 
     ``ASSIGNMENT`` (folder name), ``POINTS`` (test cell -> points), ``WRONG`` and ``DELEGATING``
     (name -> ``FakeAnswer``), and the cases graded by real nbgrader (``NBGRADER_WRONG``,
-    ``NBGRADER_DELEGATING``). Optional: ``MIN_PARTS`` (what the issue asks for), ``ANSWER_OF``
+    ``NBGRADER_DELEGATING``); the module's names are read when the class body does not set them.
+    Optional, in the class body: ``MIN_PARTS`` (what the issue asks for), ``ANSWER_OF``
     (test cell -> answer cell, default the test id without ``test_``), ``EXTRA_ANSWERS`` (answer
     cells no test is named after), ``NOT_FROM_SCRATCH`` (test cells that need no integrity check,
     such as an experiment), ``ISSUE_WRONG`` (wrong answers the issue names: each must be graded).
@@ -331,6 +334,16 @@ class AssignmentSuite:
     NOT_FROM_SCRATCH: frozenset[str] = frozenset()
     ISSUE_WRONG: tuple[str, ...] = ()
     MAX_SECONDS = 30  # in process; the rule is < 60 s on 2 cores under a real kernel
+
+    #: Read from the subclass's module when the class body does not set them.
+    CONTRACT = ("ASSIGNMENT", "POINTS", "WRONG", "DELEGATING", "NBGRADER_WRONG", "NBGRADER_DELEGATING")
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        module = sys.modules[cls.__module__]
+        for name in cls.CONTRACT:
+            if name not in cls.__dict__ and hasattr(module, name):
+                setattr(cls, name, getattr(module, name))
 
     # pytest parametrizes the tests of each subclass from its declarations
     _PARAMETERS = {

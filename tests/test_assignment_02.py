@@ -286,12 +286,6 @@ def run_test_cell(nb, ns: dict, test_id: str, shift: int) -> BaseException | Non
 
 
 class TestAssignment02(AssignmentSuite):
-    ASSIGNMENT = ASSIGNMENT
-    POINTS = POINTS
-    WRONG = WRONG
-    DELEGATING = DELEGATING
-    NBGRADER_WRONG = NBGRADER_WRONG
-    NBGRADER_DELEGATING = NBGRADER_DELEGATING
     MIN_PARTS = 5
     ISSUE_WRONG = ("he_normal-uses-fan_out", "xavier_normal-std-is-the-variance")
 

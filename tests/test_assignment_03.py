@@ -208,11 +208,5 @@ NBGRADER_DELEGATING = (
 
 
 class TestAssignment03(AssignmentSuite):
-    ASSIGNMENT = ASSIGNMENT
-    POINTS = POINTS
-    WRONG = WRONG
-    DELEGATING = DELEGATING
-    NBGRADER_WRONG = NBGRADER_WRONG
-    NBGRADER_DELEGATING = NBGRADER_DELEGATING
     MIN_PARTS = 5
     NOT_FROM_SCRATCH = frozenset({"test_experiment"})  # runs the student's pretraining; nothing to delegate
