@@ -2,7 +2,12 @@
 
 White figures stay readable in both the light and the dark theme of the site. Every helper
 draws on an ``Axes`` it is given and returns nothing (or the artist a caller may need), so a
-page decides the layout and the caption. Book chapter 1 uses all of them.
+page decides the layout and the caption.
+
+Who uses what: activation curves, gradient norms per layer, training curves and two-class
+decision boundaries (chapter 1, ``COLORS``), per-layer histograms and statistics (chapter 2, ``INIT_COLORS``),
+optimizer paths on contour plots (chapter 5, ``OPTIMIZER_COLORS``), the best score so far and
+the 1-D Gaussian-process posterior (chapter 6, ``SEARCH_COLORS``).
 """
 
 from __future__ import annotations
