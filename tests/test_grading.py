@@ -28,6 +28,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from test_assignments import POINTS  # assignment 01's contract, checked against its metadata there
 
 from course_lib.grading import redact
 from course_lib.grading.batch import (
@@ -55,19 +56,6 @@ SOLUTION = ROOT / "solutions" / ASSIGNMENT / NOTEBOOK
 RELEASE = ROOT / "exercises" / ASSIGNMENT / NOTEBOOK
 BIN = Path(sys.executable).parent
 
-#: Graded part -> points (the assignment's contract; test_assignments.py checks it).
-POINTS = {
-    "test_sigmoid": 2,
-    "test_sigmoid_grad": 1,
-    "test_tanh_grad": 1,
-    "test_relu": 1,
-    "test_relu_grad": 1,
-    "test_leaky_relu": 2,
-    "test_elu_grad": 1,
-    "test_numerical_gradient": 2,
-    "test_mlp_backward": 3,
-    "test_experiment": 2,
-}
 TOTAL = sum(POINTS.values())
 ORDER = list(POINTS)  # notebook order: the CSV's columns
 

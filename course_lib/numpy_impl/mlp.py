@@ -89,8 +89,7 @@ class MLP:
         bn_eps: float = 1e-5,
         residual: bool = False,
     ) -> None:
-        if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
-            raise ValueError(f"sizes must be at least [inputs, outputs] of positive ints, got {sizes}")
+        check_options(sizes, input_dropout, l1, l2, max_norm)
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
         rng = np.random.default_rng(rng)
@@ -100,19 +99,11 @@ class MLP:
         self.dtype = dtype
         self.dropout = dropout_rates(dropout, len(self.sizes) - 2)
         self.input_dropout = float(input_dropout)
-        if not 0.0 <= self.input_dropout < 1.0:
-            raise ValueError(f"input_dropout must lie in [0, 1), got {input_dropout}")
-        if l1 < 0 or l2 < 0:
-            raise ValueError(f"penalties must be >= 0, got l1={l1}, l2={l2}")
-        if max_norm is not None and max_norm <= 0:
-            raise ValueError(f"max_norm must be positive (or None), got {max_norm}")
         self.l1, self.l2, self.max_norm = float(l1), float(l2), max_norm
         self.batchnorm = batchnorm_position(batchnorm)
         self.bn_momentum, self.bn_eps = float(bn_momentum), float(bn_eps)
         self.residual = bool(residual)
         self.skips = residual_layers(self.sizes) if self.residual else []
-        if self.residual and not self.skips:
-            raise ValueError(f"residual=True needs two equal hidden widths in a row, got sizes {sizes}")
         self.params: dict[str, Array] = {}
         self.buffers: dict[str, Array] = {}  # batch-norm running averages (not trained by gradients)
         for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True), start=1):
@@ -289,10 +280,29 @@ class MLP:
         return [float(np.linalg.norm(grads[f"W{i}"])) for i in range(1, self.n_layers + 1)]
 
 
+def check_options(
+    sizes: Sequence[int], input_dropout: float, l1: float, l2: float, max_norm: float | None
+) -> None:
+    """The checks the NumPy and the torch MLP share: a clear ValueError for a bad option."""
+    if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
+        raise ValueError(f"sizes must be at least [inputs, outputs] of positive ints, got {sizes}")
+    if not 0.0 <= input_dropout < 1.0:
+        raise ValueError(f"input_dropout must lie in [0, 1), got {input_dropout}")
+    if l1 < 0 or l2 < 0:
+        raise ValueError(f"penalties must be >= 0, got l1={l1}, l2={l2}")
+    if max_norm is not None and max_norm <= 0:
+        raise ValueError(f"max_norm must be positive (or None), got {max_norm}")
+
+
 def residual_layers(sizes: Sequence[int]) -> list[int]:
-    """The hidden layers (numbered from 1) that get a skip: after the first, input width = output width."""
+    """The hidden layers (numbered from 1) that get a skip: after the first, input width = output width.
+
+    Raises ValueError when there is none (``residual=True`` would then change nothing)."""
     n_layers = len(sizes) - 1
-    return [i for i in range(2, n_layers) if sizes[i - 1] == sizes[i]]
+    skips = [i for i in range(2, n_layers) if sizes[i - 1] == sizes[i]]
+    if not skips:
+        raise ValueError(f"residual=True needs two equal hidden widths in a row, got sizes {list(sizes)}")
+    return skips
 
 
 def dropout_rates(dropout: float | Sequence[float], n_hidden: int) -> list[float]:

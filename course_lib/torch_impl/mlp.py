@@ -22,7 +22,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from course_lib.numpy_impl.mlp import DEFAULT_INIT, batchnorm_position, dropout_rates, residual_layers
+from course_lib.numpy_impl.mlp import (
+    DEFAULT_INIT,
+    batchnorm_position,
+    check_options,
+    dropout_rates,
+    residual_layers,
+)
 from course_lib.torch_impl import regularization
 from course_lib.torch_impl.activations import MODULES
 from course_lib.torch_impl.initializers import init_linear
@@ -58,17 +64,10 @@ class MLP(nn.Module):
         residual: bool = False,
     ) -> None:
         super().__init__()
-        if len(sizes) < 2 or any(int(s) < 1 for s in sizes):  # the NumPy MLP's checks
-            raise ValueError(f"sizes must be at least [inputs, outputs] of positive ints, got {sizes}")
+        check_options(sizes, input_dropout, l1, l2, max_norm)  # the NumPy MLP's checks
         if activation not in MODULES:
             raise ValueError(f"unknown activation {activation!r}; choose from {sorted(MODULES)}")
         rates = dropout_rates(dropout, len(sizes) - 2)
-        if not 0.0 <= input_dropout < 1.0:
-            raise ValueError(f"input_dropout must lie in [0, 1), got {input_dropout}")
-        if l1 < 0 or l2 < 0:
-            raise ValueError(f"penalties must be >= 0, got l1={l1}, l2={l2}")
-        if max_norm is not None and max_norm <= 0:
-            raise ValueError(f"max_norm must be positive (or None), got {max_norm}")
         if isinstance(generator, int):
             generator = torch.Generator().manual_seed(generator)
         self.sizes, self.activation = [int(s) for s in sizes], activation
@@ -78,8 +77,6 @@ class MLP(nn.Module):
         self.batchnorm = batchnorm_position(batchnorm)
         self.residual = bool(residual)
         self.skips = residual_layers(self.sizes) if self.residual else []
-        if self.residual and not self.skips:
-            raise ValueError(f"residual=True needs two equal hidden widths in a row, got sizes {sizes}")
         # Dropout masks come from their own generator, seeded from ``generator`` after the weights.
         n_hidden = len(self.sizes) - 2
         linears = [
