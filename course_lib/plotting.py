@@ -1,13 +1,17 @@
 """The figures the chapters share, drawn with matplotlib on a white background.
 
-White figures stay readable in both the light and the dark theme of the site. Every helper
-draws on an ``Axes`` it is given and returns nothing (or the artist a caller may need), so a
-page decides the layout and the caption.
+White figures stay readable in both the light and the dark theme of the site. Every colour comes
+from ``PALETTE``, the Okabe-Ito palette (Okabe and Ito, 2008, "Color Universal Design"), whose
+eight colours stay distinct for readers with any of the common colour-vision deficiencies;
+``use_course_style`` makes it matplotlib's default colour cycle, so ``C0``, ``C1``... are its
+colours too. Every helper draws on an ``Axes`` it is given and returns nothing (or the artist a
+caller may need), so a page decides the layout and the caption.
 
-Who uses what: activation curves, gradient norms per layer, training curves and two-class
-decision boundaries (chapter 1, ``COLORS``), per-layer histograms and statistics (chapter 2, ``INIT_COLORS``),
-optimizer paths on contour plots (chapter 5, ``OPTIMIZER_COLORS``), the best score so far and
-the 1-D Gaussian-process posterior (chapter 6, ``SEARCH_COLORS``).
+Who uses what: means over seeds with a band (``plot_mean_band``, every chapter); activation
+curves, gradient norms per layer, training curves and two-class decision boundaries (chapter 1,
+``COLORS``); per-layer histograms and statistics (chapter 2, ``INIT_COLORS``); optimizer paths on
+contour plots (chapter 5, ``OPTIMIZER_COLORS``); the best score so far and the 1-D
+Gaussian-process posterior (chapter 6, ``SEARCH_COLORS``).
 """
 
 from __future__ import annotations
@@ -17,18 +21,36 @@ from collections.abc import Callable, Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+#: The Okabe-Ito colours, by name: safe for colour-blind readers. ``grey`` is for references and
+#: baselines (a "none" configuration, a theory line), ``black`` for the strongest emphasis.
+PALETTE = {
+    "blue": "#0072B2",
+    "orange": "#E69F00",
+    "green": "#009E73",
+    "vermillion": "#D55E00",
+    "purple": "#CC79A7",
+    "sky": "#56B4E9",
+    "yellow": "#F0E442",
+    "black": "#000000",
+    "grey": "#7f7f7f",
+}
+#: The default colour cycle (``C0``... ``C6``): yellow, pale on white, comes last.
+CYCLE = [PALETTE[c] for c in ("blue", "orange", "green", "vermillion", "purple", "sky", "black", "yellow")]
+
 #: One colour per activation, the same in every figure of the book.
 COLORS = {
-    "sigmoid": "#1f77b4",
-    "tanh": "#ff7f0e",
-    "relu": "#2ca02c",
-    "leaky_relu": "#d62728",
-    "prelu": "#9467bd",
-    "elu": "#8c564b",
+    "sigmoid": PALETTE["blue"],
+    "tanh": PALETTE["orange"],
+    "relu": PALETTE["green"],
+    "leaky_relu": PALETTE["vermillion"],
+    "prelu": PALETTE["purple"],
+    "elu": PALETTE["sky"],
+    "gelu": PALETTE["black"],
+    "silu": PALETTE["yellow"],
 }
 
 #: Two colours for two-class scatter plots (class 0, class 1), distinguishable in greyscale too.
-CLASS_COLORS = ("#1f77b4", "#d62728")
+CLASS_COLORS = (PALETTE["blue"], PALETTE["vermillion"])
 
 
 def color_for(label: str) -> str | None:
@@ -49,6 +71,8 @@ def use_course_style() -> None:
             "font.size": 10,
             "axes.spines.top": False,
             "axes.spines.right": False,
+            "axes.prop_cycle": plt.cycler(color=CYCLE),
+            "image.cmap": "cividis",  # perceptually uniform and colour-blind safe
         }
     )
 
@@ -117,6 +141,35 @@ def plot_seed_histories(
     ax.legend(fontsize=8)
 
 
+def plot_mean_band(
+    ax: plt.Axes,
+    x: Sequence[float] | np.ndarray,
+    values: Sequence[Sequence[float]] | np.ndarray,
+    label: str,
+    color: str | None = None,
+    ls: str = "-",
+    band: str = "sd",
+) -> None:
+    """The mean over seeds of ``values`` (S, T) against ``x`` (T,), with a shaded band of ± one
+    standard deviation (``band="sd"``) or ± one standard error of the mean (``"se"``).
+
+    The band shows how much of a difference between two curves is seed-to-seed noise: the
+    chapters draw one band per configuration instead of one line per seed.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2 or v.shape[1] != len(x):
+        raise ValueError(f"values must be (seeds, {len(x)}), got {v.shape}")
+    mean = v.mean(axis=0)
+    spread = v.std(axis=0, ddof=1) if v.shape[0] > 1 else np.zeros_like(mean)
+    if band == "se":
+        spread = spread / np.sqrt(v.shape[0])
+    elif band != "sd":
+        raise ValueError(f"band is 'sd' or 'se', got {band!r}")
+    color = color or color_for(label)
+    (line,) = ax.plot(x, mean, color=color, ls=ls, lw=1.8, label=f"{label} (mean of {v.shape[0]} seeds)")
+    ax.fill_between(x, mean - spread, mean + spread, color=line.get_color(), alpha=0.2, lw=0)
+
+
 def plot_two_classes(ax: plt.Axes, X: np.ndarray, y: np.ndarray, s: float = 14) -> None:
     """Scatter of 2-D points X (N, 2) coloured by their label y (N,) in {0, 1}."""
     for c, marker in ((0, "o"), (1, "^")):
@@ -163,7 +216,14 @@ def plot_decision_boundary(
 
 
 #: One colour per hyperparameter search method (book chapter 6), the same in every figure.
-SEARCH_COLORS = {"grid": "#7f7f7f", "random": "#1f77b4", "bayes": "#d62728", "optuna": "#2ca02c"}
+SEARCH_COLORS = {
+    "grid": PALETTE["grey"],
+    "random": PALETTE["blue"],
+    "bayes": PALETTE["vermillion"],
+    "optuna": PALETTE["green"],
+    "successive": PALETTE["orange"],
+    "hyperband": PALETTE["purple"],
+}
 
 
 def plot_best_so_far(ax: plt.Axes, tables: Mapping[str, object], ylabel: str = "best score so far") -> None:
@@ -195,20 +255,22 @@ def plot_gp_1d(
     observations (X_obs, y_obs) and, when given, the true function's values ``truth`` (M,) dashed."""
     if truth is not None:
         ax.plot(x, truth, color="k", ls="--", lw=1, label="true function")
-    ax.fill_between(x, mean - 2 * std, mean + 2 * std, color="#1f77b4", alpha=0.2, lw=0, label="mean ± 2 std")
-    ax.plot(x, mean, color="#1f77b4", lw=1.8, label="posterior mean")
+    ax.fill_between(
+        x, mean - 2 * std, mean + 2 * std, color=PALETTE["blue"], alpha=0.2, lw=0, label="mean ± 2 std"
+    )
+    ax.plot(x, mean, color=PALETTE["blue"], lw=1.8, label="posterior mean")
     ax.plot(X_obs, y_obs, "o", color="k", ms=5, label="observations", zorder=3)
 
 
 #: One colour per optimizer (book chapter 5), the same in every figure.
 OPTIMIZER_COLORS = {
-    "SGD": "#7f7f7f",
-    "momentum": "#1f77b4",
-    "Nesterov": "#17becf",
-    "AdaGrad": "#bcbd22",
-    "RMSProp": "#ff7f0e",
-    "Adam": "#d62728",
-    "AdamW": "#9467bd",
+    "SGD": PALETTE["grey"],
+    "momentum": PALETTE["blue"],
+    "Nesterov": PALETTE["sky"],
+    "AdaGrad": PALETTE["green"],
+    "RMSProp": PALETTE["orange"],
+    "Adam": PALETTE["vermillion"],
+    "AdamW": PALETTE["purple"],
 }
 
 
@@ -259,13 +321,13 @@ def plot_paths_on_contours(
 
 #: One colour per weight initialization (book chapter 2), the same in every figure.
 INIT_COLORS = {
-    "zeros": "#7f7f7f",
-    "constant": "#8c564b",
-    "N(0, 0.01²)": "#1f77b4",
-    "N(0, 1)": "#d62728",
-    "Xavier": "#ff7f0e",
-    "He": "#2ca02c",
-    "LeCun": "#9467bd",
+    "zeros": PALETTE["grey"],
+    "constant": PALETTE["black"],
+    "N(0, 0.01²)": PALETTE["blue"],
+    "N(0, 1)": PALETTE["vermillion"],
+    "Xavier": PALETTE["orange"],
+    "He": PALETTE["green"],
+    "LeCun": PALETTE["purple"],
 }
 
 
