@@ -7,7 +7,8 @@ it), with no cache. Printed: wall seconds, the kernel's CPU seconds (user + syst
 other work on the machine disturbs less than wall time), every ``claim()`` the page made with its
 evidence, and the first error if a cell failed (a false claim is one). ``--figures DIR`` writes
 every PNG the page displays to DIR (``cell-012-0.png``...) to look at; ``--save NB`` writes the
-executed notebook. The build's budget for all pages is in the README (``benchmarks/bench_build.py``
+executed notebook; ``--no-mnist`` runs it on the 8x8 digits, as a build without MNIST does. The
+build's budget for all pages is in the README (``benchmarks/bench_build.py``
 measures the whole site).
 """
 
@@ -31,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figures", type=Path, default=None, help="write the page's PNG outputs here")
     parser.add_argument("--save", type=Path, default=None, help="write the executed notebook here")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    parser.add_argument(
+        "--no-mnist",
+        action="store_true",
+        help="hide MNIST: run on the bundled 8x8 digits, as a build without it",
+    )
     args = parser.parse_args(argv)
 
     import nbformat
@@ -41,7 +47,12 @@ def main(argv: list[str] | None = None) -> int:
 
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
-    if "COURSE_DATA_DIR" not in os.environ and (ROOT.parent / "shared" / "data").is_dir():
+    if args.no_mnist:
+        import tempfile
+
+        empty = tempfile.mkdtemp(prefix="no-mnist-")
+        os.environ["COURSE_DATA_DIR"] = os.environ["XDG_CACHE_HOME"] = empty
+    elif "COURSE_DATA_DIR" not in os.environ and (ROOT.parent / "shared" / "data").is_dir():
         os.environ["COURSE_DATA_DIR"] = str(ROOT.parent / "shared" / "data")
     page = args.page.resolve()
     nb = myst_nb_reader_plugin(str(page))

@@ -73,6 +73,82 @@ class History:
         return pd.DataFrame(cols).set_index("epoch")
 
 
+@dataclass
+class SeedHistory:
+    """Per-epoch metrics of the S members that ``fit_seeds`` trains together.
+
+    Every entry of ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc`` (and of ``batch_loss``,
+    one per mini-batch) is an array of shape (S,), member s's value at s; ``seconds`` (training
+    time of the whole batched epoch) and ``lr`` (shared by the members) are one float per epoch.
+    ``values(field)`` is (epochs, S); ``final``, ``mean`` and ``sd`` summarise it; ``member(s)``
+    is member s's ``History``, what ``fit`` would have returned for it.
+    """
+
+    epoch: list[int] = field(default_factory=list)
+    train_loss: list[np.ndarray] = field(default_factory=list)  # (S,): mean loss per example
+    train_acc: list[np.ndarray] = field(default_factory=list)  # (S,): on X, or on X_train_eval if given
+    val_loss: list[np.ndarray] = field(default_factory=list)  # (S,)
+    val_acc: list[np.ndarray] = field(default_factory=list)  # (S,)
+    seconds: list[float] = field(default_factory=list)  # training time of all S members together
+    lr: list[float] = field(default_factory=list)  # learning rate of each epoch's last step (one for all)
+    batch_loss: list[np.ndarray] = field(default_factory=list, repr=False)  # (S,) for every mini-batch
+
+    #: The fields with one value per member; the others hold one float for all of them.
+    PER_MEMBER = ("train_loss", "train_acc", "val_loss", "val_acc", "batch_loss")
+
+    @property
+    def n_seeds(self) -> int:
+        """S, or 0 before the first epoch."""
+        return len(self.train_loss[0]) if self.train_loss else 0
+
+    @property
+    def total_seconds(self) -> float:
+        return float(sum(self.seconds))
+
+    def values(self, name: str) -> np.ndarray:
+        """The field as an array (epochs, S); a shared field (``lr``, ``seconds``) is repeated per member."""
+        if name not in self.__dataclass_fields__:
+            raise ValueError(f"unknown field {name!r}; choose from {sorted(self.__dataclass_fields__)}")
+        values = getattr(self, name)
+        if not values:
+            hint = " (pass X_val and y_val to fit_seeds)" if name.startswith("val_") else ""
+            raise ValueError(f"no {name} was recorded{hint}")
+        if name in self.PER_MEMBER:
+            return np.stack(values)  # (E, S)
+        return np.repeat(np.asarray(values, dtype=float)[:, None], self.n_seeds, axis=1)
+
+    def final(self, name: str) -> np.ndarray:
+        """The last epoch's value of every member: (S,)."""
+        return self.values(name)[-1]
+
+    def mean(self, name: str) -> np.ndarray:
+        """mean_s of the field at every epoch: (epochs,)."""
+        return self.values(name).mean(axis=1)
+
+    def sd(self, name: str) -> np.ndarray:
+        """Sample standard deviation over the members, sqrt(sum_s (v_s - mean)^2 / (S - 1)): (epochs,)."""
+        if self.n_seeds < 2:
+            raise ValueError("a standard deviation over seeds needs at least 2 members")
+        return self.values(name).std(axis=1, ddof=1)
+
+    def member(self, s: int) -> History:
+        """Member s's ``History`` (floats), as ``fit`` records it for one model."""
+
+        def pick(name: str) -> list[float]:
+            return [float(v[s]) for v in getattr(self, name)]
+
+        return History(
+            epoch=list(self.epoch),
+            train_loss=pick("train_loss"),
+            train_acc=pick("train_acc"),
+            val_loss=pick("val_loss"),
+            val_acc=pick("val_acc"),
+            seconds=list(self.seconds),
+            lr=list(self.lr),
+            batch_loss=pick("batch_loss"),
+        )
+
+
 def progress_enabled(progress: bool | None) -> bool:
     """None means: on in an interactive terminal, off under pytest, in page builds and in files."""
     if progress is not None:
@@ -188,6 +264,102 @@ def fit(
             break
     for cb in callbacks:
         cb.on_train_end(model)
+    return hist
+
+
+def fit_seeds(
+    model: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    rngs: Sequence[np.random.Generator | int],
+    epochs: int = 10,
+    batch_size: int = 100,
+    lr: float = 0.01,
+    optimizer: Any = None,
+    X_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    eval_train: bool = True,
+    schedule: Any = None,
+    schedule_unit: str = "step",
+    X_train_eval: np.ndarray | None = None,
+    y_train_eval: np.ndarray | None = None,
+) -> SeedHistory:
+    """``fit`` for the S members of a ``numpy_impl.multiseed.MultiSeedMLP`` at once; a ``SeedHistory``.
+
+    Member s trains as ``fit(member, X[s], y[s], rng=rngs[s], ...)`` would train it alone: the
+    same permutations (one Generator per member, ``rngs[s]``), the same dropout masks (from
+    ``rngs[s].spawn(1)[0]``), the same schedule, but every step is one batched step of all the
+    members, (S, B, D) -> (S, B, C). X is (N, D) shared by the members or (S, N, D) one training
+    set per member; y (N,) or (S, N); ``X_val``/``y_val`` likewise. ``optimizer`` is any
+    ``numpy_impl.optimizers`` instance, stepping the stacked arrays (default ``SGD(lr)``);
+    its updates are elementwise, so this equals stepping each member with its own copy.
+    ``schedule`` is a function ``t -> lr`` of the step (or, with ``schedule_unit="epoch"``, the
+    epoch) count, as in ``fit``. ``X_train_eval``/``y_train_eval``: a fixed subset on which
+    ``train_acc`` is measured (with ``eval_train``) instead of all of X.
+    """
+    S = model.n_seeds
+    X, y = np.asarray(X), np.asarray(y)
+    rngs = list(rngs)
+    if len(rngs) != S:
+        raise ValueError(f"rngs needs one seed or Generator per member ({S}), got {len(rngs)}")
+    if not (X.ndim == 2 or (X.ndim == 3 and X.shape[0] == S)):
+        raise ValueError(f"X must be (N, D) shared by the members or ({S}, N, D), got {X.shape}")
+    n = X.shape[-2]
+    if y.shape not in ((n,), (S, n)):
+        raise ValueError(f"y must be ({n},) or ({S}, {n}) for X of shape {X.shape}, got {y.shape}")
+    if epochs < 1 or batch_size < 1:
+        raise ValueError("epochs and batch_size must be at least 1")
+    if schedule_unit not in ("step", "epoch"):
+        raise ValueError(f"schedule_unit is 'step' (every mini-batch) or 'epoch', got {schedule_unit!r}")
+    if schedule is not None and not callable(schedule):
+        raise TypeError(f"fit_seeds takes a schedule that is a function of the step, got {schedule!r}")
+    if (X_val is None) != (y_val is None):
+        raise ValueError("pass both X_val and y_val, or neither")
+    if (X_train_eval is None) != (y_train_eval is None):
+        raise ValueError("pass both X_train_eval and y_train_eval, or neither")
+    from course_lib.numpy_impl.optimizers import SGD
+
+    gens = [np.random.default_rng(r) for r in rngs]
+    # As in fit: each member's dropout masks come from a child of its rng (spawning does not advance it).
+    drop_rngs = [g.spawn(1)[0] for g in gens] if model.has_dropout else None
+    opt = optimizer or SGD(lr=lr)
+    members = np.arange(S)[:, None]  # (S, 1): with an (S, B) index, picks member s's rows of (S, N, ...)
+    X_eval, y_eval = (X, y) if X_train_eval is None else (X_train_eval, y_train_eval)
+    n_steps, last_lr = 0, None
+    hist = SeedHistory()
+    for epoch in range(1, epochs + 1):
+        order = np.stack([g.permutation(n) for g in gens])  # (S, N)
+        if schedule is not None and schedule_unit == "epoch":
+            opt.lr = float(schedule(epoch - 1))
+        t0 = time.perf_counter()
+        batch_losses, sizes = [], []
+        for start in range(0, n, batch_size):
+            idx = order[:, start : start + batch_size]  # (S, B)
+            xb = X[idx] if X.ndim == 2 else X[members, idx]  # (S, B, D)
+            yb = y[idx] if y.ndim == 1 else y[members, idx]  # (S, B)
+            if schedule is not None and schedule_unit == "step":
+                opt.lr = float(schedule(n_steps))
+            last_lr = opt.lr
+            losses, grads = model.loss_and_grads(xb, yb, drop_rngs)
+            opt.step(model.params, grads)
+            model.apply_constraints()
+            n_steps += 1
+            batch_losses.append(losses)
+            sizes.append(idx.shape[1])
+        hist.seconds.append(time.perf_counter() - t0)
+        if schedule is not None:
+            hist.lr.append(float(last_lr))
+        hist.epoch.append(epoch)
+        # (S, n_batches), each row contiguous: the same weighted mean fit takes of one member's losses
+        hist.train_loss.append(np.average(np.stack(batch_losses, axis=1), axis=1, weights=sizes))
+        hist.batch_loss.extend(batch_losses)
+        if eval_train:
+            hist.train_acc.append(model.evaluate(X_eval, y_eval)[1])
+        if X_val is not None:
+            vl, va = model.evaluate(X_val, y_val)
+            hist.val_loss.append(vl)
+            hist.val_acc.append(va)
     return hist
 
 
