@@ -24,6 +24,12 @@ learning rate before every mini-batch (``schedule_unit="step"``, Keras's convent
 every epoch (``"epoch"``), or a torch ``LRScheduler`` whose ``step()`` is called after every
 mini-batch or epoch. A NumPy MLP's batch-norm running averages are part of its weights here
 (``get_weights``, checkpoints), as they are of a torch module's ``state_dict``.
+
+Several seeds at once (book chapters 1-7): ``fit_seeds`` trains the S members of a
+``numpy_impl.multiseed.MultiSeedMLP`` together, one batched step for all of them, each member on
+exactly the batches, dropout masks and learning rates ``fit`` would give it alone (the tests
+check the parameters and every ``History`` field against S separate ``fit`` runs). Its
+``SeedHistory`` holds an (S,) array per epoch and metric, with ``mean``/``sd`` over the seeds.
 """
 
 from __future__ import annotations
@@ -298,6 +304,10 @@ def fit_seeds(
     epoch) count, as in ``fit``. ``X_train_eval``/``y_train_eval``: a fixed subset on which
     ``train_acc`` is measured (with ``eval_train``) instead of all of X.
     """
+    if not hasattr(model, "n_seeds"):
+        raise TypeError(
+            f"fit_seeds trains a MultiSeedMLP (all seeds at once); use fit for a {type(model).__name__}"
+        )
     S = model.n_seeds
     X, y = np.asarray(X), np.asarray(y)
     rngs = list(rngs)
