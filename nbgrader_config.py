@@ -11,6 +11,8 @@ c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this 
 c.CourseDirectory.course_id = "training-deep-networks-well"
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "exercises"
+# solutions/<assignment>/judge.py holds the hidden tests (course_lib.grading.judge): never released.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "judge.py"]
 c.CourseDirectory.root = "."
 # Never a gradebook in the repository: generating exercises does not need one.
 c.GenerateAssignment.no_database = True

@@ -186,12 +186,16 @@ def _not_found(name: str, dirs: list[Path]) -> str:
     )
 
 
-def load_digits() -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    """The 1,797 8x8 digits bundled with scikit-learn: X (1797, 64) in [0, 1], y (1797,)."""
-    from sklearn.datasets import load_digits as _load
+#: The 8x8 digits, bundled with the package (see ``course_lib/_data/README.md``).
+DIGITS_FILE = Path(__file__).resolve().parent / "_data" / "digits.csv.gz"
 
-    d = _load()
-    return (d.data / 16.0).astype(np.float32), d.target.astype(np.int64)
+
+def load_digits() -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """The 1,797 8x8 UCI digits bundled with course_lib (the set scikit-learn's ``load_digits``
+    returns): X (1797, 64) in [0, 1], y (1797,)."""
+    with gzip.open(DIGITS_FILE, "rt") as fh:
+        table = np.loadtxt(fh, delimiter=",", dtype=np.float64)  # (1797, 65): 64 pixels, label
+    return (table[:, :-1] / 16.0).astype(np.float32), table[:, -1].astype(np.int64)
 
 
 def train_test_split(

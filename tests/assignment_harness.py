@@ -6,15 +6,16 @@ delegating answers, then uses these helpers to
 * read notebooks and find cells by nbgrader ``grade_id``;
 * build fake students from the solution: ``replace_solution`` swaps the code of one answer's
   ``### BEGIN SOLUTION`` region, ``replace_cell`` a whole answer cell;
-* run a notebook in process (fast, a kernel-like namespace) and see which test cells fail;
+* run a notebook's visible tests in process (a kernel-like namespace): what a student sees;
+* judge a notebook in process with the assignment's judge (``solutions/<NN>/judge.py``, through
+  ``course_lib.grading.judge.judge_in_process``): what the grade is, for many student ids, fast;
 * check the notebooks' structure: points match the contract, one solution region per answer,
-  every test cell (with and without its hidden tests) ends in ``assert ..., message``, hidden
-  tests use other seeds and run the integrity check, notebooks are clean and python3;
-* grade a whole class with real nbgrader in one workspace and one autograde run, and compare
-  per-cell scores with ``expected_cells``.
+  every test cell ends in ``assert ..., message``, no hidden test is left in a notebook, the
+  judge judges exactly the graded cells and checks the answers' integrity, notebooks are clean;
+* grade a whole class with ``course grade`` (real nbgrader, real sandboxed kernels, the judge) and
+  compare per-cell scores with ``expected_cells``.
 
-``AssignmentSuite`` at the end bundles the tests every assignment gets. Generalised from
-``tests/test_assignments.py`` (assignment 01), which predates this module.
+``AssignmentSuite`` at the end bundles the tests every assignment gets.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from __future__ import annotations
 import ast
 import copy
 import functools
-import re
 import sys
 import textwrap
 import time
@@ -37,7 +37,8 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
-INTEGRITY_CALL = "_assert_from_scratch("
+#: Student ids the in-process judge runs for (each gets other hidden inputs).
+STUDENTS = ("alice", "bob", "carol")
 
 
 # --- reading notebooks ---------------------------------------------------------------------------
@@ -188,31 +189,15 @@ def last_statement_is_assert_with_message(source: str) -> bool:
     return bool(body) and isinstance(body[-1], ast.Assert) and body[-1].msg is not None
 
 
-def strip_hidden(source: str) -> str:
-    """The test cell as a student sees it (nbgrader removes the hidden region)."""
-    return re.sub(rf"{HIDDEN_BEGIN}.*?{HIDDEN_END}\n?", "", source, flags=re.S)
-
-
-def seeds(source: str) -> set[str]:
-    return set(re.findall(r"default_rng\((\d+)\)", source))
-
-
-def check_test_cell(source: str, test_id: str, require_integrity: bool = True) -> list[str]:
+def check_test_cell(source: str, test_id: str) -> list[str]:
     """Why a test cell breaks the assignment rules (empty: it follows them)."""
     problems = []
-    if not (source.count(HIDDEN_BEGIN) == source.count(HIDDEN_END) == 1):
-        return [f"{test_id}: needs exactly one hidden-tests region"]
-    visible = strip_hidden(source)
+    if HIDDEN_BEGIN in source or HIDDEN_END in source:
+        problems.append(
+            f"{test_id}: hidden tests live in the judge (solutions/<NN>/judge.py), not the notebook"
+        )
     if not last_statement_is_assert_with_message(source):
         problems.append(f"{test_id} must end in `assert ..., message`")
-    if not last_statement_is_assert_with_message(visible):
-        problems.append(f"{test_id} as students see it (no hidden tests) must end in `assert ..., message`")
-    hidden = source[source.index(HIDDEN_BEGIN) :]
-    shared = seeds(hidden) & seeds(visible)
-    if shared:
-        problems.append(f"{test_id}: hidden tests reuse the visible seeds {sorted(shared)}: use other inputs")
-    if require_integrity and INTEGRITY_CALL not in hidden:
-        problems.append(f"{test_id}: hidden tests must call _assert_from_scratch on the answer")
     return problems
 
 
@@ -255,8 +240,9 @@ def contract_problems(nb: nbformat.NotebookNode, points: Mapping[str, float]) ->
 
 
 def leaked_lines(solution: nbformat.NotebookNode, student_text: str, min_len: int = 25) -> list[str]:
-    """Distinctive lines of the solution and hidden-test regions that appear in ``student_text``."""
-    lines = set()
+    """Distinctive lines of the solution regions that appear in ``student_text`` (a line that the
+    notebook also shows outside a solution region, in a provided cell, is not distinctive)."""
+    lines, shown = set(), set()
     for cell in solution.cells:
         inside = False
         for line in cell.source.splitlines():
@@ -267,7 +253,9 @@ def leaked_lines(solution: nbformat.NotebookNode, student_text: str, min_len: in
                 inside = False
             elif inside and len(s) >= min_len and not s.startswith("#"):
                 lines.add(s)
-    return sorted(s for s in lines if s in student_text)
+            elif not inside:
+                shown.add(s)
+    return sorted(s for s in lines - shown if s in student_text)
 
 
 def notebook_code(nb: nbformat.NotebookNode) -> str:
@@ -277,11 +265,36 @@ def notebook_code(nb: nbformat.NotebookNode) -> str:
 # --- grading a class with real nbgrader ----------------------------------------------------------
 
 
+def judge_of(assignment: str):
+    from course_lib.grading.judge import load_judge
+
+    return load_judge(ROOT / "solutions" / assignment / "judge.py")
+
+
+def judged(
+    nb: nbformat.NotebookNode, assignment: str, student: str = "alice", static: bool = True
+) -> set[str]:
+    """The graded parts the judge fails for ``student`` (in process: no sandbox, fast)."""
+    from course_lib.grading.judge import judge_in_process
+
+    with threadpool_limits(1):
+        verdicts = judge_in_process(nb, judge_of(assignment), student=student, static=static)
+    return {k for k, v in verdicts.items() if not v.passed}
+
+
+def judged_verdicts(nb: nbformat.NotebookNode, assignment: str, student: str = "alice", static: bool = True):
+    from course_lib.grading.judge import judge_in_process
+
+    with threadpool_limits(1):
+        return judge_in_process(nb, judge_of(assignment), student=student, static=static)
+
+
 @dataclass
 class GradedClass:
-    """The workspace and the scores of one autograde run over a whole fake class."""
+    """The report of one ``course grade`` run over a whole fake class, and its output folder."""
 
-    workspace: object
+    report: object
+    out: Path
     scores: dict[str, dict]
     seconds: float
     students: list[str] = field(default_factory=list)
@@ -290,15 +303,16 @@ class GradedClass:
 def grade_class(
     root: Path, assignment: str, students: Mapping[str, Path | nbformat.NotebookNode]
 ) -> GradedClass:
-    """One workspace in ``root`` (outside the repository), every student submitted, one autograde."""
-    from course_lib.grading.workspace import add_submission, grade_all, prepare_workspace
+    """``course grade`` (real nbgrader, sandboxed kernels, the judge) over ``students``, into
+    ``root/out`` (outside the repository); scores as {student: {total, max, cells, status}}."""
+    from course_lib.grading.batch import GradeOptions, grade_notebooks
 
-    ws = prepare_workspace(root, assignment)
-    for student, notebook in students.items():
-        add_submission(ws, student, notebook)
     start = time.perf_counter()
-    scores = grade_all(ws)
-    return GradedClass(ws, scores, time.perf_counter() - start, list(students))
+    report = grade_notebooks(assignment, dict(students), out_dir=root / "out",
+                             options=GradeOptions(jobs=2, progress=False))  # fmt: skip
+    scores = {r.student: {"total": r.total, "max": r.max, "cells": dict(r.cells), "status": r.status,
+                          "reasons": r.reasons} for r in report.results}  # fmt: skip
+    return GradedClass(report, root / "out", scores, time.perf_counter() - start, list(students))
 
 
 # --- the shared end-to-end suite -----------------------------------------------------------------
@@ -309,17 +323,18 @@ class AssignmentSuite:
     that declares (or in the class body)
 
     ``ASSIGNMENT`` (folder name), ``POINTS`` (test cell -> points), ``WRONG`` and ``DELEGATING``
-    (name -> ``FakeAnswer``), and the cases graded by real nbgrader (``NBGRADER_WRONG``,
+    (name -> ``FakeAnswer``), and the cases graded by ``course grade`` (``NBGRADER_WRONG``,
     ``NBGRADER_DELEGATING``); the module's names are read when the class body does not set them.
     Optional, in the class body: ``MIN_PARTS`` (what the issue asks for), ``ANSWER_OF``
     (test cell -> answer cell, default the test id without ``test_``), ``EXTRA_ANSWERS`` (answer
-    cells no test is named after), ``NOT_FROM_SCRATCH`` (test cells that need no integrity check,
-    such as an experiment), ``ISSUE_WRONG`` (wrong answers the issue names: each must be graded).
+    cells no test is named after), ``NOT_FROM_SCRATCH`` (test cells whose judge part checks no
+    answer's integrity, such as an experiment's numbers), ``ISSUE_WRONG`` (wrong answers the issue
+    names: each must be graded).
 
-    Fast tests check the notebooks' structure and run every fake student in process; the ``slow``
-    ones grade the solution, the release and a class of fake students with real nbgrader, in one
-    workspace outside the repository and one ``nbgrader autograde`` run, and compare every
-    per-cell score.
+    Fast tests check the notebooks' and the judge's structure, the visible tests in process, and
+    the judge in process for several student ids (each student gets other hidden inputs); the
+    ``slow`` ones grade the solution, the release and a class of fake students with ``course
+    grade`` and compare every per-cell score.
     """
 
     ASSIGNMENT: str
@@ -334,6 +349,7 @@ class AssignmentSuite:
     NOT_FROM_SCRATCH: frozenset[str] = frozenset()
     ISSUE_WRONG: tuple[str, ...] = ()
     MAX_SECONDS = 30  # in process; the rule is < 60 s on 2 cores under a real kernel
+    SOLUTION_STUDENTS = 20  # student ids the solution must pass for (other hidden inputs each)
 
     #: Read from the subclass's module when the class body does not set them.
     CONTRACT = ("ASSIGNMENT", "POINTS", "WRONG", "DELEGATING", "NBGRADER_WRONG", "NBGRADER_DELEGATING")
@@ -389,14 +405,30 @@ class AssignmentSuite:
         path = self.solution_path() if notebook == "solution" else self.release_path()
         assert notebook_problems(read(path), path.name) == []
 
-    def test_test_cells_end_in_a_teaching_assert_and_hide_other_inputs(self, test_id):
+    def test_test_cells_end_in_a_teaching_assert_and_hold_no_hidden_test(self, test_id):
         source = cell_by_id(read(self.solution_path()), test_id).source
-        assert check_test_cell(source, test_id, require_integrity=test_id not in self.NOT_FROM_SCRATCH) == []
+        assert check_test_cell(source, test_id) == []
 
-    def test_release_leaks_no_solution_or_hidden_test_line(self):
-        assert leaked_lines(read(self.solution_path()), notebook_code(read(self.release_path()))) == []
+    def test_the_judge_judges_every_graded_cell_and_checks_the_answers(self):
+        judge = judge_of(self.ASSIGNMENT)
+        assert judge.assignment == self.ASSIGNMENT
+        assert set(judge.parts) == set(self.POINTS), "one judge part per graded cell, and no other"
+        for test_id, part in judge.parts.items():
+            if test_id in self.NOT_FROM_SCRATCH:
+                continue
+            assert self.answer_of(test_id) in part.answers, (
+                f"{test_id}: the judge must check that {self.answer_of(test_id)} is the student's own code"
+            )
+        nb = read(self.solution_path())
+        locked = {nbgrader_meta(c)["grade_id"] for c in nb.cells if nbgrader_meta(c).get("locked")}
+        assert set(judge.not_run) | set(judge.provided) <= locked, "only locked cells are skipped or provided"
+        assert not (ROOT / "exercises" / self.ASSIGNMENT / "judge.py").exists(), "the judge is never released"
 
-    def test_solution_passes_every_test_in_process_and_fast(self):
+    def test_release_leaks_no_solution_line(self):
+        release = notebook_code(read(self.release_path()))
+        assert leaked_lines(read(self.solution_path()), release) == []
+
+    def test_solution_passes_its_visible_tests_in_process_and_fast(self):
         results, seconds = timed_run(read(self.solution_path()))
         assert {k: repr(v) for k, v in results.items() if v is not None} == {}
         assert set(results) == set(self.POINTS)
@@ -404,32 +436,38 @@ class AssignmentSuite:
             f"the solution notebook took {seconds:.1f} s; it must run in < 60 s on 2 cores"
         )
 
-    def test_release_fails_every_test_in_process(self):
+    def test_release_fails_every_visible_test_in_process(self):
         assert failing(run_in_process(read(self.release_path()))) == set(self.POINTS)
 
-    def test_wrong_answers_fail_exactly_their_part_in_process(self, wrong_case):
-        failed = failing(run_in_process(self.WRONG[wrong_case].apply(read(self.solution_path()))))
-        assert failed == self.WRONG[wrong_case].fails, f"{wrong_case}: failing tests {failed}"
+    def test_the_judge_passes_the_solution_for_every_student(self):
+        solution = read(self.solution_path())
+        for i in range(self.SOLUTION_STUDENTS):
+            verdicts = judged_verdicts(solution, self.ASSIGNMENT, student=f"student-{i}")
+            failed = {k: v.message for k, v in verdicts.items() if not v.passed}
+            assert failed == {}, f"student-{i}'s hidden inputs fail the solution: {failed}"
 
-    def test_delegating_answers_pass_the_value_tests_without_the_integrity_check(
-        self, delegating_case, monkeypatch
-    ):
-        """Control experiment: these answers are *right*; only the integrity check removes credit."""
-        from course_lib.grading import integrity
+    def test_the_judge_gives_the_release_nothing(self):
+        assert judged(read(self.release_path()), self.ASSIGNMENT) == set(self.POINTS)
 
-        monkeypatch.setattr(integrity, "assert_from_scratch", lambda *a, **k: None)
-        results = run_in_process(self.DELEGATING[delegating_case].apply(read(self.solution_path())))
-        assert {k: repr(v) for k, v in results.items() if v is not None} == {}, delegating_case
+    def test_wrong_answers_fail_exactly_their_part_for_every_student(self, wrong_case):
+        nb = self.WRONG[wrong_case].apply(read(self.solution_path()))
+        for student in STUDENTS:
+            failed = judged(nb, self.ASSIGNMENT, student)
+            assert failed == self.WRONG[wrong_case].fails, f"{wrong_case} ({student}): failing parts {failed}"
 
-    def test_delegating_answers_fail_the_integrity_check_in_process(self, delegating_case):
-        from course_lib.grading.integrity import FromScratchError
+    def test_delegating_answers_pass_every_value_check_without_the_static_check(self, delegating_case):
+        """Control experiment: these answers are *right*; only the static check removes credit."""
+        nb = self.DELEGATING[delegating_case].apply(read(self.solution_path()))
+        assert judged(nb, self.ASSIGNMENT, static=False) == set(), delegating_case
 
-        results = run_in_process(self.DELEGATING[delegating_case].apply(read(self.solution_path())))
-        failed = {k: v for k, v in results.items() if v is not None}
-        expected = self.DELEGATING[delegating_case].fails
-        assert set(failed) == expected, f"{delegating_case}: failing tests {set(failed)}"
-        assert all(isinstance(v, FromScratchError) for v in failed.values()), (
-            f"{delegating_case} must fail the integrity check, not a value test: {failed}"
+    def test_delegating_answers_fail_the_static_check(self, delegating_case):
+        nb = self.DELEGATING[delegating_case].apply(read(self.solution_path()))
+        verdicts = judged_verdicts(nb, self.ASSIGNMENT)
+        failed = {k: v for k, v in verdicts.items() if not v.passed}
+        assert set(failed) == self.DELEGATING[delegating_case].fails, f"{delegating_case}: {set(failed)}"
+        assert all(v.delegation for v in failed.values()), (
+            f"{delegating_case} must fail the static check, not a value check: "
+            f"{ {k: v.message for k, v in failed.items()} }"
         )
 
     def test_every_graded_part_has_a_wrong_and_a_delegating_answer(self):
@@ -442,32 +480,30 @@ class AssignmentSuite:
             "the wrong answers the issue names are graded"
         )
 
-    # --- real nbgrader (slow) --------------------------------------------------------------------
+    # --- course grade (slow) ---------------------------------------------------------------------
 
     @pytest.fixture(scope="class")
     @classmethod
     def graded(cls, tmp_path_factory) -> GradedClass:
-        """One workspace, one autograde run: the solution, the release and every fake student."""
+        """One ``course grade`` run: the solution, the release and every graded fake student."""
         solution = read(cls.solution_path())
         students = {"solution": cls.solution_path(), "release": cls.release_path()}
         students |= build_class(solution, {c: cls.WRONG[c] for c in cls.NBGRADER_WRONG}, prefix="wrong-")
         students |= build_class(
             solution, {c: cls.DELEGATING[c] for c in cls.NBGRADER_DELEGATING}, prefix="delegates-"
         )
-        start = time.perf_counter()
         result = grade_class(tmp_path_factory.mktemp("grading"), cls.ASSIGNMENT, students)
-        print(
-            f"autograded {len(students)} students in {result.seconds:.1f} s "
-            f"({time.perf_counter() - start:.1f} s with the set-up)"
-        )
+        print(f"course grade: {len(students)} students in {result.seconds:.1f} s")
         assert not (ROOT / "gradebook.db").exists(), "grading must leave no gradebook in the repository"
         return result
 
     @pytest.mark.slow
     def test_solution_scores_full_marks(self, graded):
         s = graded.scores["solution"]
-        assert s["cells"] == expected_cells(self.POINTS, set()), f"solution per cell: {s['cells']}"
-        assert (s["total"], s["max"]) == (self.total(), self.total())
+        assert s["cells"] == expected_cells(self.POINTS, set()), (
+            f"solution per cell: {s['cells']} {s['reasons']}"
+        )
+        assert (s["status"], s["total"], s["max"]) == ("graded", self.total(), self.total())
 
     @pytest.mark.slow
     def test_released_notebook_scores_zero(self, graded):
@@ -492,11 +528,37 @@ class AssignmentSuite:
         )
 
     @pytest.mark.slow
+    def test_feedback_shows_no_judge_code(self, graded):
+        """The judge's code never reaches a kernel, so no feedback can quote it: only the messages
+        of its checks (and the visible tests, which the release shows anyway)."""
+        release = notebook_code(read(self.release_path())) + notebook_code(read(self.solution_path()))
+        judge_file = ROOT / "solutions" / self.ASSIGNMENT / "judge.py"
+        secret = {
+            line.strip() for line in judge_file.read_text().splitlines()
+            if len(line.strip()) >= 30 and line.strip() not in release
+            and not line.strip().startswith(("#", "import", "from", '"""', "assert", "f\"", '"'))
+        }  # fmt: skip
+        files = sorted((graded.out / "feedback").rglob("*.html")) + sorted(
+            (graded.out / "feedback").rglob("*.ipynb")
+        )
+        assert files, "course grade wrote no feedback"
+        for path in files:
+            text = path.read_text()
+            student = path.relative_to(graded.out / "feedback").parts[0]
+            own = notebook_code(
+                read(graded.out / "submitted" / student / self.ASSIGNMENT / f"{self.ASSIGNMENT}.ipynb")
+            )
+            quoted = sorted(line for line in secret if line in text and line not in own)
+            assert quoted == [], f"{path.relative_to(graded.out)} quotes the judge: {quoted[:3]}"
+
+    @pytest.mark.slow
     def test_exercises_are_not_stale(self, graded):
         from course_lib.grading.release import notebook_differences
 
         release = self.release_path()
-        diffs = notebook_differences(graded.workspace.release_dir / f"{self.ASSIGNMENT}.ipynb", release)
+        diffs = notebook_differences(
+            graded.out / "release" / self.ASSIGNMENT / f"{self.ASSIGNMENT}.ipynb", release
+        )
         assert not diffs, (
             f"{release.relative_to(ROOT)} is stale (differs from what solutions/ generates: "
             f"{diffs[:5]}): run `course release {self.ASSIGNMENT}` and commit exercises/"

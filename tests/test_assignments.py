@@ -1,48 +1,25 @@
-"""Assignments end to end: the solution scores full marks, the release zero, wrong answers lose.
+"""Assignment 01 (activations) end to end, and the release tooling every assignment shares.
 
-Fast tests check the notebooks' structure, the answer-integrity check and the command line.
-The ``slow`` ones grade with real nbgrader: one workspace (outside the repository) and one
-``nbgrader autograde`` run for a class of fake students built from the solution, each with one
-deliberately wrong or delegating answer, and assert every per-cell score exactly.
+``TestAssignment01`` is the shared suite (``assignment_harness.AssignmentSuite``): the notebooks'
+and the judge's structure, the visible tests and the judge in process for several students, and
+one ``course grade`` run over a class of fake students built from the solution, each with one
+deliberately wrong or delegating answer, asserting every per-cell score. The module's own tests
+cover the command line, ``score_problems``, ``notebook_differences`` and the workspace guard.
 """
 
 from __future__ import annotations
 
-import ast
 import copy
-import functools
-import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import nbformat
-import numpy as np
 import pytest
-from assignment_harness import (
-    cell_by_id,
-    nbgrader_meta,
-    read,
-    replace_cell,
-    replace_solution,
-    run_in_process,
-)
+from assignment_harness import AssignmentSuite, cell_by_id, delegating, read, wrong
 
-from course_lib.grading import integrity
 from course_lib.grading.cli import build_parser, main
-from course_lib.grading.integrity import (
-    FromScratchError,
-    assert_from_scratch,
-    from_scratch_problems,
-)
-from course_lib.grading.release import cells_with_outputs, notebook_differences, score_problems
-from course_lib.grading.workspace import (
-    GradingError,
-    add_submission,
-    grade_all,
-    prepare_workspace,
-)
+from course_lib.grading.release import notebook_differences, score_problems
+from course_lib.grading.workspace import GradingError, prepare_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "01-activations"
@@ -64,15 +41,12 @@ POINTS = {
 }
 TOTAL = sum(POINTS.values())
 
-BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
-
 
 # --- building student notebooks from the solution ------------------------------------------------
 
 
 #: Plausible wrong answers: (answer cell, code of its solution region, test cells that must fail).
-WRONG = {
+_WRONG = {
     "sigmoid-naive-overflows": ("sigmoid", "return 1.0 / (1.0 + np.exp(-x))", {"test_sigmoid"}),
     "sigmoid_grad-is-sigmoid": ("sigmoid_grad", "return sigmoid(x)", {"test_sigmoid_grad"}),
     "tanh_grad-sech-not-squared": ("tanh_grad", "return 1.0 / np.cosh(x)", {"test_tanh_grad"}),
@@ -166,7 +140,7 @@ WRONG = {
 }
 
 #: Answers that pass every value test but delegate: (answer cell, whole cell, tests that must fail).
-DELEGATING = {
+_DELEGATING = {
     "sigmoid-calls-course_lib": (
         "sigmoid",
         """
@@ -226,6 +200,52 @@ DELEGATING = {
         """,
         {"test_mlp_backward"},
     ),
+    "relu-calls-torch-under-another-name": (
+        "relu",
+        """
+        import torch.nn.functional as numpy_helpers
+
+        def relu(x):
+            import torch as tensor_lib
+
+            t = tensor_lib.as_tensor(np.asarray(x, dtype=np.float64))
+            return numpy_helpers.relu(t).numpy()
+        """,
+        {"test_relu"},
+    ),
+    "relu_grad-stashes-course_lib-on-numpy": (
+        "relu_grad",
+        """
+        from course_lib.numpy_impl import activations as _A
+
+        np.step = _A.relu_grad  # an attribute stored on an allowed module
+
+        def relu_grad(x):
+            return np.step(x)
+        """,
+        {"test_relu_grad"},
+    ),
+    "leaky_relu-calls-torch": (
+        "leaky_relu",
+        """
+        import torch
+
+        def leaky_relu(x, alpha=0.01):
+            t = torch.as_tensor(np.asarray(x, dtype=np.float64))
+            return torch.nn.functional.leaky_relu(t, alpha).numpy()
+        """,
+        {"test_leaky_relu"},
+    ),
+    "elu_grad-imports-by-name": (
+        "elu_grad",
+        """
+        import importlib
+
+        def elu_grad(x, alpha=1.0):
+            return importlib.import_module("course_lib.numpy_impl.activations").elu_grad(x, alpha)
+        """,
+        {"test_elu_grad"},
+    ),
     "numerical_gradient-calls-course_lib": (
         "numerical_gradient",
         """
@@ -261,286 +281,19 @@ NBGRADER_DELEGATING = (
 )
 
 
-def wrong_notebook(case: str) -> nbformat.NotebookNode:
-    grade_id, code, _ = WRONG[case]
-    return replace_solution(read(SOLUTION), grade_id, code)
-
-
-def delegating_notebook(case: str) -> nbformat.NotebookNode:
-    grade_id, source, _ = DELEGATING[case]
-    return replace_cell(read(SOLUTION), grade_id, source)
-
-
-def expected_cells(lost: set[str]) -> dict[str, tuple[float, float]]:
-    return {t: (0.0 if t in lost else float(p), float(p)) for t, p in POINTS.items()}
-
-
-# --- the notebooks' structure (fast) -------------------------------------------------------------
-
-
-def test_points_and_grade_ids_match_the_contract():
-    nb = read(SOLUTION)
-    tests = {
-        nbgrader_meta(c)["grade_id"]: nbgrader_meta(c).get("points")
-        for c in nb.cells
-        if nbgrader_meta(c).get("grade")
-    }
-    assert tests == POINTS, f"graded cells and points in the notebook: {tests}"
-    assert len(tests) >= 6
-    answers = [nbgrader_meta(c)["grade_id"] for c in nb.cells if nbgrader_meta(c).get("solution")]
-    for grade_id in answers:
-        source = cell_by_id(nb, grade_id).source
-        assert source.count(BEGIN) == source.count(END) == 1, f"{grade_id}: one solution region"
-    for test_id in tests:
-        assert test_id.removeprefix("test_") in answers, f"{test_id} has no answer cell"
-    ids = [nbgrader_meta(c).get("grade_id") for c in nb.cells if nbgrader_meta(c)]
-    assert len(ids) == len(set(ids)), "grade ids must be unique"
-
-
-def test_notebooks_are_clean_and_use_python3():
-    for path in (SOLUTION, RELEASE):
-        nb = read(path)
-        nbformat.validate(nb)
-        assert nb.nbformat == 4
-        assert nb.metadata["kernelspec"]["name"] == "python3", f"{path}: kernelspec python3"
-        assert cells_with_outputs(nb) == [], f"{path} is committed with outputs: clear them"
-        for cell in nb.cells:
-            meta = nbgrader_meta(cell)
-            if cell.cell_type == "code" and meta:
-                assert meta.get("solution") or meta.get("locked"), (
-                    f"{path}: code cell {meta.get('grade_id')} must be an answer or locked"
-                )
-
-
-def _last_statement_is_assert_with_message(source: str) -> bool:
-    body = ast.parse(source).body
-    return bool(body) and isinstance(body[-1], ast.Assert) and body[-1].msg is not None
-
-
-def _strip_hidden(source: str) -> str:
-    return re.sub(rf"{HIDDEN_BEGIN}.*?{HIDDEN_END}\n?", "", source, flags=re.S)
-
-
-@pytest.mark.parametrize("test_id", sorted(POINTS))
-def test_test_cells_end_in_a_teaching_assert_and_hide_other_inputs(test_id):
-    source = cell_by_id(read(SOLUTION), test_id).source
-    assert source.count(HIDDEN_BEGIN) == source.count(HIDDEN_END) == 1, f"{test_id}: hidden tests"
-    visible = _strip_hidden(source)
-    assert _last_statement_is_assert_with_message(source), f"{test_id} must end in assert ..., msg"
-    assert _last_statement_is_assert_with_message(visible), (
-        f"{test_id} without its hidden tests (the student's view) must end in assert ..., msg"
-    )
-    hidden = source[source.index(HIDDEN_BEGIN) :]
-    seeds = set(re.findall(r"default_rng\((\d+)\)", hidden)) & set(
-        re.findall(r"default_rng\((\d+)\)", visible)
-    )
-    assert not seeds, f"{test_id}: hidden tests must use other inputs than the visible ones"
-    if test_id != "test_experiment":  # every function part checks the answer is the student's
-        assert "_assert_from_scratch(" in hidden, f"{test_id}: hidden tests must check integrity"
-
-
-def test_solution_passes_every_test_in_process_and_fast():
-    start = time.perf_counter()
-    results = run_in_process(read(SOLUTION))
-    seconds = time.perf_counter() - start
-    failed = {k: repr(v) for k, v in results.items() if v is not None}
-    assert not failed, f"the solution fails {failed}"
-    assert set(results) == set(POINTS)
-    assert seconds < 30, f"the solution notebook took {seconds:.1f} s; it must run in < 60 s"
-
-
-@pytest.mark.parametrize("case", sorted(DELEGATING))
-def test_delegating_answers_pass_the_value_tests_without_the_integrity_check(case, monkeypatch):
-    """Control experiment: these answers are *right*; only the integrity check removes credit."""
-    monkeypatch.setattr(integrity, "assert_from_scratch", lambda *a, **k: None)
-    results = run_in_process(delegating_notebook(case))
-    failed = {k: repr(v) for k, v in results.items() if v is not None}
-    assert not failed, f"{case} should pass every value test, but fails {failed}"
-
-
-@pytest.mark.parametrize("case", sorted(WRONG))
-def test_wrong_answers_fail_in_process(case):
-    results = run_in_process(wrong_notebook(case))
-    failed = {k for k, v in results.items() if v is not None}
-    assert failed == WRONG[case][2], f"{case}: failing tests {failed}"
-
-
-@pytest.mark.parametrize("case", sorted(DELEGATING))
-def test_delegating_answers_fail_in_process(case):
-    results = run_in_process(delegating_notebook(case))
-    failed = {k: v for k, v in results.items() if v is not None}
-    assert set(failed) == DELEGATING[case][2], f"{case}: failing tests {set(failed)}"
-    assert all(isinstance(v, FromScratchError) for v in failed.values()), (
-        f"{case} must fail the integrity check, not a value test: {failed}"
-    )
-
-
-def test_every_graded_part_has_a_wrong_and_most_a_delegating_answer():
-    graded_wrong = {t for case in NBGRADER_WRONG for t in WRONG[case][2]}
-    assert graded_wrong == set(POINTS), "nbgrader must see a wrong answer for every part"
-    assert {t for *_, lost in WRONG.values() for t in lost} == set(POINTS)
-    assert len({t for *_, lost in DELEGATING.values() for t in lost}) >= 5
-    assert {"sigmoid-calls-course_lib", "sigmoid-calls-torch"} <= set(NBGRADER_DELEGATING)
-
-
-# --- the integrity check (fast) ------------------------------------------------------------------
-
-import course_lib.numpy_impl.activations as _A  # noqa: E402  (fixtures for the checks below)
-from course_lib.numpy_impl.activations import sigmoid as _ref_sigmoid  # noqa: E402
-
-
-def _clean_sigmoid(x):
-    z = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
-
-
-def _clean_helper(x):
-    return np.linalg.norm(x) + len(np.shape(x))
-
-
-def _clean_user(x):
-    squares = [v * v for v in np.ravel(x)]
-    return _clean_sigmoid(x) + _clean_helper(x) + sum(squares) + (lambda v: np.tanh(v))(x)
-
-
-def _delegates_via_alias(x):
-    return _ref_sigmoid(x)
-
-
-def _delegates_via_module(x):
-    return _A.relu(x)
-
-
-def _delegates_via_helper(x):
-    return _delegates_via_module(x) + 1
-
-
-def _delegates_in_comprehension(x):
-    return [_A.tanh(v) for v in x]
-
-
-def _imports_torch(x):
-    import torch
-
-    return torch.sigmoid(torch.as_tensor(x)).numpy()
-
-
-def _imports_from_scipy(x):
-    from scipy.special import expit
-
-    return expit(x)
-
-
-def _default_argument(x, f=_ref_sigmoid):
-    return f(x)
-
-
-_partial = functools.partial(_A.leaky_relu, alpha=0.2)
-
-
-def _via_partial(x):
-    return _partial(x)
-
-
-_TABLE = {"s": _ref_sigmoid}
-
-
-def _via_container(x):
-    return _TABLE["s"](x)
-
-
-class _Net:
-    def forward(self, x):
-        return _A.relu(x)
-
-
-def _via_user_class(x):
-    return _Net().forward(x)
-
-
-def _dynamic_import(x):
-    import importlib
-
-    return importlib.import_module("torch").sigmoid(x)
-
-
-def _eval(x):
-    return eval("x")
-
-
-def _closure():
-    f = _ref_sigmoid
-    return lambda x: f(x)
-
-
-def _attribute_named_torch(cfg):
-    return cfg.torch + cfg.scipy  # attribute names are not modules
-
-
-@pytest.mark.parametrize(
-    "fn", [_clean_sigmoid, _clean_helper, _clean_user, _attribute_named_torch], ids=lambda f: f.__name__
-)
-def test_from_scratch_accepts_numpy_code(fn):
-    assert from_scratch_problems(fn) == []
-    assert_from_scratch(fn)
-
-
-@pytest.mark.parametrize(
-    ("fn", "culprit"),
-    [
-        (_delegates_via_alias, "course_lib.numpy_impl.activations"),
-        (_delegates_via_module, "course_lib.numpy_impl.activations"),
-        (_delegates_via_helper, "_delegates_via_module"),
-        (_delegates_in_comprehension, "course_lib.numpy_impl.activations"),
-        (_imports_torch, "imports torch"),
-        (_imports_from_scipy, "imports scipy.special"),
-        (_default_argument, "default argument"),
-        (_via_partial, "course_lib.numpy_impl.activations"),
-        (_via_container, "course_lib.numpy_impl.activations"),
-        (_via_user_class, "course_lib.numpy_impl.activations"),
-        (_dynamic_import, "torch"),
-        (_eval, "eval"),
-        (_closure(), "closure"),
-        (_ref_sigmoid, "course_lib"),
-    ],
-    ids=lambda v: getattr(v, "__name__", None) if callable(v) else None,
-)
-def test_from_scratch_rejects_delegation(fn, culprit):
-    problems = from_scratch_problems(fn)
-    assert problems, f"{fn} delegates but passed the check"
-    assert any(culprit in p for p in problems), f"{culprit!r} not named in {problems}"
-    with pytest.raises(FromScratchError, match="must be your own NumPy code") as info:
-        assert_from_scratch(fn)
-    assert isinstance(info.value, AssertionError), "a failed check must fail a test cell"
-
-
-def test_from_scratch_finds_library_objects_by_identity():
-    import scipy.special
-    import torch
-
-    ns = {
-        "__name__": "__main__",
-        "np": np,
-        "expit": scipy.special.expit,
-        "T": torch.tanh,
-        "Tensor": torch.Tensor,
-    }
-    exec(
-        "def a(x):\n    return expit(x)\n"
-        "def b(x):\n    return T(x)\n"
-        "def c(x):\n    return Tensor.sigmoid(x)\n"
-        "def ok(x):\n    return np.exp(x) + np.add(x, 1)\n",
-        ns,
-    )
-    assert any("scipy.special" in p for p in from_scratch_problems(ns["a"])), "scipy ufunc"
-    assert any("torch" in p for p in from_scratch_problems(ns["b"])), "torch builtin"
-    assert any("torch" in p for p in from_scratch_problems(ns["c"])), "torch method descriptor"
-    assert from_scratch_problems(ns["ok"]) == [], "numpy's own ufuncs are allowed"
-
-
-def test_from_scratch_forbidden_list_is_configurable():
-    assert from_scratch_problems(_clean_sigmoid, forbidden=("numpy",)) != []
-    assert from_scratch_problems(_delegates_via_alias, forbidden=("torch",)) == []
+WRONG = {name: wrong(gid, code, *lost) for name, (gid, code, lost) in _WRONG.items()}
+DELEGATING = {name: delegating(gid, code, *lost) for name, (gid, code, lost) in _DELEGATING.items()}
+
+
+class TestAssignment01(AssignmentSuite):
+    ASSIGNMENT = ASSIGNMENT
+    MIN_PARTS = 6
+    EXTRA_ANSWERS = frozenset({"leaky_relu_grad"})
+    ANSWER_OF = {"test_leaky_relu": "leaky_relu"}
+    NOT_FROM_SCRATCH = frozenset({"test_experiment"})  # numbers computed from given norms
+
+    def test_the_issue_cases_are_graded(self):
+        assert {"sigmoid-calls-course_lib", "sigmoid-calls-torch"} <= set(NBGRADER_DELEGATING)
 
 
 # --- the command line and the workspace guard (fast) ---------------------------------------------
@@ -601,69 +354,3 @@ def test_workspace_refuses_to_live_in_the_repository():
     assert not (ROOT / "grading-here").exists()
 
 
-# --- real nbgrader (slow) ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    """One workspace, one autograde run: the solution, the release and every fake student."""
-    ws = prepare_workspace(tmp_path_factory.mktemp("grading"), ASSIGNMENT)
-    add_submission(ws, "solution", SOLUTION)
-    add_submission(ws, "release", RELEASE)
-    for case in NBGRADER_WRONG:
-        add_submission(ws, f"wrong-{case}", wrong_notebook(case))
-    for case in NBGRADER_DELEGATING:
-        add_submission(ws, f"delegates-{case}", delegating_notebook(case))
-    start = time.perf_counter()
-    scores = grade_all(ws)
-    print(f"autograded {len(scores)} students in {time.perf_counter() - start:.1f} s")
-    assert (ROOT / "gradebook.db").exists() is False, "grading must leave no gradebook in the repo"
-    return ws, scores
-
-
-@pytest.mark.slow
-def test_solution_scores_full_marks(graded):
-    _, scores = graded
-    s = scores["solution"]
-    assert s["cells"] == expected_cells(set()), f"solution per cell: {s['cells']}"
-    assert (s["total"], s["max"]) == (TOTAL, TOTAL)
-
-
-@pytest.mark.slow
-def test_released_notebook_scores_zero(graded):
-    _, scores = graded
-    r = scores["release"]
-    assert r["cells"] == expected_cells(set(POINTS)), f"release per cell: {r['cells']}"
-    assert (r["total"], r["max"]) == (0, TOTAL)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("case", NBGRADER_WRONG)
-def test_a_wrong_answer_loses_exactly_its_part(graded, case):
-    _, scores = graded
-    lost = WRONG[case][2]
-    s = scores[f"wrong-{case}"]
-    assert s["cells"] == expected_cells(lost), f"{case}: per-cell scores {s['cells']}"
-    assert s["total"] == TOTAL - sum(POINTS[t] for t in lost)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("case", NBGRADER_DELEGATING)
-def test_a_delegating_answer_gets_no_credit(graded, case):
-    _, scores = graded
-    lost = DELEGATING[case][2]
-    s = scores[f"delegates-{case}"]
-    assert s["cells"] == expected_cells(lost), (
-        f"{case} calls a library instead of NumPy and must lose {sorted(lost)}: {s['cells']}"
-    )
-
-
-@pytest.mark.slow
-def test_exercises_are_not_stale(graded):
-    ws, _ = graded
-    regenerated = ws.release_dir / f"{ASSIGNMENT}.ipynb"
-    diffs = notebook_differences(regenerated, RELEASE)
-    assert not diffs, (
-        f"{RELEASE.relative_to(ROOT)} is stale (differs from what solutions/ generates: "
-        f"{diffs[:5]}): run `course release {ASSIGNMENT}` and commit exercises/"
-    )

@@ -316,6 +316,26 @@ def test_load_digits():
     assert_array_equal(np.unique(y), np.arange(10))
 
 
+def test_bundled_digits_are_scikit_learns_and_need_no_scikit_learn():
+    """The file course_lib ships is the data set scikit-learn's load_digits returns, and reading
+    it imports neither scikit-learn nor scipy (a student's install has neither)."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    X, y = load_digits()
+    ref = sklearn_digits()
+    assert_array_equal(X, (ref.data / 16.0).astype(np.float32))
+    assert_array_equal(y, ref.target)
+    code = (
+        "import sys; from course_lib.data import load_digits; X, y = load_digits(); "
+        "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
+
+
 @pytest.mark.parametrize("n", [1, 50])
 def test_make_xor(n):
     X, y = make_xor(n_per_corner=n, noise=0.05, rng=0)

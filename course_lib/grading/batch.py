@@ -42,6 +42,8 @@ from typing import Any
 
 import nbformat
 
+from course_lib.grading.judge import JUDGE_FILE, Judge, load_judge
+from course_lib.grading.kernel_env import build as build_kernel_env
 from course_lib.grading.sandbox import (
     LEVELS,
     SandboxConfig,
@@ -63,7 +65,7 @@ from course_lib.grading.workspace import (
 STATUSES = ("graded", "timeout", "crashed", "ungradable")
 MARKER = ".course-grade"
 #: Python the kernel must be able to import for the probe to pass.
-PROBE_CODE = "import numpy, course_lib.grading.integrity, ipykernel"
+PROBE_CODE = "import numpy, matplotlib, ipykernel, course_lib.data"
 
 
 @dataclass
@@ -74,6 +76,8 @@ class GradeOptions:
     timeout: int = 60  # seconds per cell (nbgrader's Execute.timeout), then interrupt
     wall_limit: int = 600  # seconds per notebook, all included: then the worker is killed
     memory_mb: int = 2048  # address-space limit of the kernel
+    disk_mb: int = 512  # everything a kernel may write, in all (as root: a tmpfs quota)
+    network: bool = False  # let kernels use the network (default: none, in the chroot sandbox)
     sandbox: str = "auto"  # "auto", or one of sandbox.LEVELS
     interrupt_grace: float = 10.0  # seconds an interrupted kernel has to answer again
     max_output_chars: int = 100_000  # per cell
@@ -125,16 +129,15 @@ class ClassReport:
 
 
 def _readonly_paths() -> list[str]:
-    import course_lib
-
-    paths = [sys.prefix, os.path.realpath(sys.base_prefix), str(Path(course_lib.__file__).parent)]
+    """Folders a kernel may read besides the system, its interpreter and its packages: the data."""
+    paths = []
     data = os.environ.get("COURSE_DATA_DIR")
     if data and os.path.isdir(data):
         paths.append(os.path.realpath(data))
     return paths
 
 
-def choose_sandbox(requested: str, jobs: int, scratch: Path, memory_mb: int):
+def choose_sandbox(requested: str, jobs: int, scratch: Path, memory_mb: int, kernel_env=None):
     """(level, [(user, uid, gid) or None per worker slot], a sentence for the summary)."""
     if requested not in ("auto", *LEVELS):
         raise GradingError(f"--sandbox must be auto or one of {LEVELS}, not {requested!r}")
@@ -162,7 +165,9 @@ def choose_sandbox(requested: str, jobs: int, scratch: Path, memory_mb: int):
         name, uid, gid = users[0]
         cfg = SandboxConfig(level=level, kernel_dir=str(probe_dir / "kernel"),
                             report=str(probe_dir / "sandbox.json"), uid=uid, gid=gid, user=name,
-                            memory_mb=memory_mb, readonly_paths=_readonly_paths())  # fmt: skip
+                            memory_mb=memory_mb, readonly_paths=_readonly_paths(),
+                            site_dir=str(kernel_env.site) if kernel_env else None,
+                            lib_dir=str(kernel_env.lib) if kernel_env else None)  # fmt: skip
         ok, output = run_probe(cfg, PROBE_CODE)
         if not ok and run_probe(dataclasses.replace(cfg, memory_mb=1 << 20), PROBE_CODE)[0]:
             raise GradingError(
@@ -186,6 +191,22 @@ def choose_sandbox(requested: str, jobs: int, scratch: Path, memory_mb: int):
     )
 
 
+def _load_judge(repo: Path, assignment: str) -> Judge:
+    path = repo / "solutions" / assignment / JUDGE_FILE
+    if not path.is_file():
+        raise GradingError(
+            f"{assignment} has no {path.relative_to(repo)}: the judge decides every graded part, "
+            "so an assignment without one cannot be graded (see the instructors' guide)"
+        )
+    try:
+        judge = load_judge(path)
+    except Exception as err:
+        raise GradingError(f"{path} does not load: {type(err).__name__}: {err}") from err
+    if judge.assignment != assignment:
+        raise GradingError(f"{path} judges {judge.assignment!r}, not {assignment!r}")
+    return judge
+
+
 def _last_line(text: str) -> str:
     lines = text.strip().splitlines()
     return lines[-1] if lines else "failed"
@@ -205,7 +226,7 @@ class _Worker:
     def start(self) -> None:
         r, w = os.pipe()
         self.starts += 1
-        log = open(self.log_dir / f"worker-{self.slot}.log", "ab")  # noqa: SIM115
+        log = open(self.log_dir / f"worker-{self.slot}.log", "ab")  # noqa: SIM115 - its own folder
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "course_lib.grading.worker", str(w)],
             stdin=subprocess.PIPE,
@@ -320,14 +341,18 @@ def grade_class(
         spec_dir = scratch / "jupyter" / "kernels" / "course-sandbox"
         spec_dir.mkdir(parents=True)
         (spec_dir / "kernel.json").write_text(json.dumps(kernelspec(), indent=1))
-        log_dir = out_dir / "logs"
-        log_dir.mkdir()
+        log_dir = out_dir / "logs" / "workers"  # students' logs: logs/students/<id>.log, never here
+        log_dir.mkdir(parents=True)
         # Workers import nbgrader (seconds) while the class course is prepared.
         workers = [_Worker(slot, env, log_dir) for slot in range(jobs)]
         for w in workers:
             w.start()
         phase("workers started")
-        level, users, sandbox_note = choose_sandbox(options.sandbox, jobs, scratch, options.memory_mb)
+        judge = _load_judge(repo, assignment)
+        kernel_env = build_kernel_env(scratch / "kernel-env", judge.forbidden)
+        phase("kernel environment built")
+        level, users, sandbox_note = choose_sandbox(options.sandbox, jobs, scratch, options.memory_mb,
+                                                    kernel_env)  # fmt: skip
         phase("sandbox chosen")
 
         staging = out_dir / ".course-staging"
@@ -394,7 +419,11 @@ def grade_class(
                     "user": user[0] if user else "student",
                     "memory_mb": options.memory_mb,
                     "readonly_paths": _readonly_paths(),
+                    "site_dir": str(kernel_env.site),
+                    "lib_dir": str(kernel_env.lib),
+                    "network": options.network,
                 }
+                task["disk_mb"] = options.disk_mb
                 raw = worker.run(task, options.wall_limit)
                 result = _result(raw, sub, max_total, options)
                 with lock:
@@ -426,6 +455,41 @@ def grade_class(
         for w in workers:
             w.stop()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def grade_notebooks(
+    assignment: str,
+    notebooks: dict[str, Path | str | nbformat.NotebookNode],
+    *,
+    repo_root: Path | str | None = None,
+    out_dir: Path | str | None = None,
+    options: GradeOptions | None = None,
+) -> ClassReport:
+    """``grade_class`` on {student id: notebook (a path or a notebook)} of an assignment with one
+    notebook: each is put in a submissions folder of its own in a temporary folder, graded into
+    ``out_dir`` (default: a temporary folder, removed afterwards; the report keeps every number).
+    ``course release`` verifies a release this way; the tests grade their fake classes so."""
+    options = options or GradeOptions(progress=False)
+    repo = Path(repo_root or find_repo_root()).resolve()
+    names = sorted(p.stem for p in (repo / "solutions" / assignment).glob("*.ipynb"))
+    if len(names) != 1:
+        raise GradingError(f"grade_notebooks needs an assignment with one notebook; {assignment} has {names}")
+    tmp = Path(tempfile.mkdtemp(prefix=f"course-{assignment}-"))
+    try:
+        subs = tmp / "submissions"
+        for student, nb in notebooks.items():
+            folder = subs / student
+            folder.mkdir(parents=True)
+            target = folder / f"{names[0]}.ipynb"
+            if isinstance(nb, (str, Path)):
+                shutil.copyfile(nb, target)
+            else:
+                nbformat.write(nb, str(target))
+        return grade_class(
+            assignment, subs, Path(out_dir) if out_dir else tmp / "out", options, repo_root=repo
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _scratch_parent() -> str | None:
@@ -481,7 +545,7 @@ def _student_task(sub: Submission, index: int, out_dir: Path, scratch: Path, ass
             "submitted": str(out_dir / "submitted" / sub.student / assignment),
             "autograded": str(out_dir / "autograded" / sub.student / assignment),
             "feedback": str(out_dir / "feedback" / sub.student / assignment),
-            "log": str(out_dir / "logs" / f"{sub.student}.log"),
+            "log": str(out_dir / "logs" / "students" / f"{sub.student}.log"),
         },
     }
 

@@ -16,12 +16,18 @@ extension point); everything else about autograding is nbgrader's. What it adds:
 
 Unexecuted code cells always get an error output: nbgrader gives full marks to a test cell
 without an error, so a cell that never ran must never look like one that passed.
+
+``JudgedExecute`` (below) is what ``course grade`` uses: the same, except that test cells never
+run in the kernel; the judge (``judge.py``) decides them from outside and writes the verdict as
+the cell's output.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import time
+from queue import Empty
 from typing import Any
 
 from jupyter_core.utils import run_sync
@@ -29,6 +35,9 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Float, Integer, Unicode
+
+from course_lib.grading import probe
+from course_lib.grading.judge import Kernel, ProbeFailed, Verdict, code_cells, judge_part, load_judge
 
 #: ``ename`` of the error outputs this module writes; the grader looks for them.
 KERNEL_DIED = "KernelDied"
@@ -213,3 +222,208 @@ def _text_size(content: dict) -> int:
     return sum(len(v) if isinstance(v, str) else len(json.dumps(v)) for v in data.values()) + sum(
         len(line) for line in content.get("traceback", [])
     )
+
+
+# --- the judge's executor -----------------------------------------------------------------------
+
+#: ``ename`` of the output a failed part gets (nbgrader scores a test cell with an error output 0).
+PART_FAILED = "PartFailed"
+PASSED_TEXT = "Graded by the course's judge: every check of this part passed.\n"
+NOT_RUN_TEXT = "(This demonstration is not run when grading: nothing in it is graded.)\n"
+
+
+class ClientKernel(Kernel):
+    """``judge.Kernel`` over a running kernel's client: one probe at a time, each one a silent
+    execute request whose answer is the single ``display_data`` of ``probe.MIME`` that carries
+    the request's token, read from the iopub channel before ``deadline`` (``time.monotonic``)."""
+
+    def __init__(self, executor: JudgedExecute, deadline: float) -> None:
+        self.executor, self.deadline = executor, deadline
+
+    def _exchange(self, code: str, inputs_text: str, outputs: list[str]) -> Any:
+        return self.executor._probe(code, inputs_text, outputs, self.deadline)
+
+
+class JudgedExecute(GuardedExecute):
+    """``GuardedExecute`` in which the judge, not the kernel, decides every test cell.
+
+    Answer and locked cells run in the student's kernel as before (a locked cell the judge lists
+    in ``not_run``, a demonstration, is skipped). A test cell is never sent to the kernel: its
+    part is judged (``judge.judge_part``: the static check of the submitted notebook, then the
+    part's probes through ``ClientKernel``) and the verdict becomes the cell's only output, an
+    error output ``PART_FAILED`` with the judge's message, or a stream saying the part passed.
+    nbgrader's ``SaveAutoGrades`` then scores the cell from that output: 0 or full points. Nothing
+    the kernel prints, displays or raises can reach a test cell's output. The verdicts go to the
+    events file as well (``"verdicts"``).
+    """
+
+    judge_file = Unicode("", help="The assignment's judge.py (empty: no judge, as GuardedExecute).").tag(
+        config=True
+    )
+    student = Unicode("student", help="The student id that seeds the hidden inputs.").tag(config=True)
+    max_probe_chars = Integer(256 * 1024 * 1024, help="Largest probe answer read (characters).").tag(
+        config=True
+    )
+
+    kernel_output_file = Unicode(
+        "", help="Where the kernel's stdout and stderr go (read through a pipe); empty: discarded."
+    ).tag(config=True)
+    max_kernel_output = Integer(64 * 1024, help="Bytes of the kernel's own output kept.").tag(config=True)
+
+    async def async_start_new_kernel(self, **kwargs: Any) -> None:
+        """Start the kernel with its standard streams on a pipe this process drains (never the
+        grader's own stdout, stderr or log files), and stdin closed."""
+        import subprocess
+        import threading
+
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
+        kwargs.setdefault("stdout", subprocess.PIPE)
+        kwargs.setdefault("stderr", subprocess.STDOUT)
+        await super().async_start_new_kernel(**kwargs)
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        pipe = getattr(process, "stdout", None)
+        if pipe is not None:
+            self._drainer = threading.Thread(target=self._drain, args=(pipe,), daemon=True)
+            self._drainer.start()
+
+    def _drain(self, pipe) -> None:
+        kept, total = bytearray(), 0
+        try:
+            while chunk := pipe.read1(65536) if hasattr(pipe, "read1") else pipe.read(65536):
+                total += len(chunk)
+                if len(kept) < self.max_kernel_output:
+                    kept += chunk[: self.max_kernel_output - len(kept)]
+        except (OSError, ValueError):
+            pass
+        finally:
+            if self.kernel_output_file:
+                note = f"\n[{total - len(kept):,} more bytes not kept]\n" if total > len(kept) else ""
+                with open(self.kernel_output_file, "wb") as fh:
+                    fh.write(bytes(kept) + note.encode())
+
+    def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None):
+        self._judge = load_judge(self.judge_file) if self.judge_file else None
+        self._sources, self._trusted, self._labels = code_cells(nb)
+        self._drainer = None
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            if self._drainer is not None:  # the kernel is gone: its pipe ends
+                self._drainer.join(timeout=5)
+
+    def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int):
+        if self._judge is None or cell.cell_type != "code":
+            return super().preprocess_cell(cell, resources, index)
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        gid = meta.get("grade_id")
+        if meta.get("grade") and not meta.get("solution"):
+            self._events.setdefault("verdicts", {})
+            self._judge_cell(cell, index, gid)
+            return cell, resources
+        if gid and gid in self._judge.not_run and meta.get("locked"):
+            cell.outputs = [NotebookNode(output_type="stream", name="stdout", text=NOT_RUN_TEXT)]
+            cell.execution_count = None
+            return cell, resources
+        if gid and gid in self._judge.provided and meta.get("locked"):
+            self._provide(cell, index, gid)
+            return cell, resources
+        return super().preprocess_cell(cell, resources, index)
+
+    def _provide(self, cell: NotebookNode, index: int, gid: str) -> None:
+        """Put the values the judge computes for the locked cell ``gid`` in the student's namespace."""
+        cell.execution_count = None
+        if self._stopped:
+            self._mark_not_run(cell, index, NOT_RUN, "not run: the kernel stopped earlier")
+            return
+        values = self._judge.provided[gid]()
+        kernel = ClientKernel(self, time.monotonic() + float(self.timeout or 60))
+        try:
+            kernel.run("GLOBALS.update(__values)", {"__values": values})
+            text = f"(When grading, the grader computes this cell's {', '.join(sorted(values))}.)\n"
+            cell.outputs = [NotebookNode(output_type="stream", name="stdout", text=text)]
+        except Exception as err:  # the student's namespace refused the values: later parts fail
+            cell.outputs = [_error("ProvidedValuesRefused", f"{type(err).__name__}: {err}")]
+
+    def _judge_cell(self, cell: NotebookNode, index: int, gid: str) -> None:
+        cell.execution_count = None
+        if self._stopped or (self._suspect and not self._kernel_answers()):
+            if not self._stopped:
+                self._shutdown_stuck_kernel(index)
+            why = "the kernel died earlier" if self._stopped == "crashed" else "an earlier cell ran too long"
+            verdict = Verdict(gid, False, f"not judged: {why}")
+            self._events.setdefault("not_run", []).append(gid)
+        else:
+            self._suspect = False
+            if self._t_first is None:
+                self._t_first = time.perf_counter()
+            kernel = ClientKernel(self, time.monotonic() + float(self.timeout or 60))
+            verdict = judge_part(self._judge, gid, kernel, student=self.student, sources=self._sources,
+                                 trusted=self._trusted, labels=self._labels)  # fmt: skip
+            self._t_last = time.perf_counter()
+            if verdict.timeout:
+                self._events["timeouts"].append({"cell": index, "label": gid, "seconds": self.timeout})
+            if verdict.fatal and not self._stopped:
+                if verdict.timeout:
+                    self._shutdown_stuck_kernel(index + 1)
+                else:
+                    self._stopped = "crashed"
+                    self._events["died"] = {"cell": index, "label": gid}
+            elif verdict.timeout:
+                self._suspect = True
+        self._events["verdicts"][gid] = verdict.as_dict()
+        if verdict.passed:
+            cell.outputs = [NotebookNode(output_type="stream", name="stdout", text=PASSED_TEXT)]
+        else:
+            text = verdict.message[:4000]
+            cell.outputs = [NotebookNode(output_type="error", ename=PART_FAILED, evalue=text,
+                                         traceback=[f"{PART_FAILED}: {text}"])]  # fmt: skip
+
+    def _probe(self, code: str, inputs_text: str, outputs: list[str], deadline: float) -> Any:
+        """Send one probe; its decoded answer. ``ProbeFailed`` on timeout, death or no answer."""
+        assert self.kc is not None and self.km is not None
+        token = secrets.token_hex(16)
+        msg_id = self.kc.execute(probe.kernel_code(token, code, inputs_text, outputs), silent=True,
+                                 store_history=False, allow_stdin=False, stop_on_error=False)  # fmt: skip
+        answer, idle, chars = None, False, 0
+        interrupted_at = None
+        while not idle:
+            now = time.monotonic()
+            if interrupted_at is None and now >= deadline:
+                run_sync(self.km.interrupt_kernel)()
+                interrupted_at = now
+            if interrupted_at is not None and now >= interrupted_at + self.interrupt_grace:
+                raise ProbeFailed(
+                    f"this part's checks ran past {self.timeout} s and the kernel ignored the interrupt",
+                    fatal=True, timeout=True,
+                )  # fmt: skip
+            try:
+                msg = run_sync(self.kc.iopub_channel.get_msg)(timeout=0.5)
+            except Empty:
+                if not run_sync(self.km.is_alive)():
+                    raise ProbeFailed(
+                        "the kernel died while the grader checked this part", fatal=True
+                    ) from None
+                continue
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, content = msg.get("msg_type"), msg.get("content", {})
+            if kind == "status" and content.get("execution_state") == "idle":
+                idle = True
+            elif kind == "display_data" and answer is None:
+                data = (content.get("data") or {}).get(probe.MIME)
+                if (
+                    isinstance(data, dict)
+                    and data.get("token") == token
+                    and isinstance(data.get("payload"), str)
+                ):
+                    chars += len(data["payload"])
+                    if chars > self.max_probe_chars:
+                        raise ProbeFailed("the answer to the grader's probe is too large")
+                    answer = data["payload"]
+        if interrupted_at is not None:
+            raise ProbeFailed(
+                f"this part's checks ran past {self.timeout} s and were interrupted", timeout=True
+            )
+        if answer is None:
+            raise ProbeFailed("the grader's probe got no answer from the kernel (was its output redirected?)")
+        return probe.loads(answer)

@@ -1,17 +1,16 @@
 """Releasing an assignment: exercises/ generated from solutions/, and proof that it grades right.
 
 ``generate_exercises(assignment)`` runs ``nbgrader generate_assignment`` in the repository (its
-``nbgrader_config.py`` sets ``no_database``, so no gradebook is written there) and checks that
-the student notebooks carry no outputs. ``verify_release(assignment)`` grades, in a temporary
-workspace outside the repository, the solution (it must score full marks) and the released
-notebook (it must score zero). ``notebook_differences`` compares two versions of a released
+``nbgrader_config.py`` sets ``no_database``, so no gradebook is written there, and ignores the
+judge, ``judge.py``) and checks that the student notebooks carry no outputs and no judge.
+``verify_release(assignment)`` grades, with ``course grade`` (the judge, the sandbox) in a
+temporary folder outside the repository, the solution (it must score full marks) and the
+released notebook (it must score zero). ``notebook_differences`` compares two versions of a released
 notebook by what matters (cell types, sources, nbgrader metadata), not by timestamps.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,15 +18,7 @@ from typing import Any
 
 import nbformat
 
-from course_lib.grading.workspace import (
-    GradingError,
-    StudentScores,
-    add_submission,
-    find_repo_root,
-    grade_all,
-    prepare_workspace,
-    run_nbgrader,
-)
+from course_lib.grading.workspace import GradingError, StudentScores, find_repo_root, run_nbgrader
 
 #: Student ids used by ``verify_release`` for the two reference submissions.
 SOLUTION_STUDENT = "solution"
@@ -85,6 +76,14 @@ def generate_exercises(assignment: str, repo_root: Path | str | None = None) -> 
             "c.GenerateAssignment.no_database = True (grading happens in temporary workspaces)"
         )
     released = sorted((root / "exercises" / assignment).glob("*.ipynb"))
+    leaked = [p for p in (root / "exercises" / assignment).rglob("*") if p.name == "judge.py"]
+    if leaked:
+        for path in leaked:
+            path.unlink()
+        raise ReleaseError(
+            f"nbgrader released the judge ({leaked[0]}): add 'judge.py' to c.CourseDirectory.ignore in "
+            "nbgrader_config.py (removed it from exercises/)"
+        )
     for path in released:
         dirty = cells_with_outputs(nbformat.read(str(path), as_version=4))
         if dirty:
@@ -131,39 +130,39 @@ def notebook_differences(
     return diffs
 
 
-def verify_release(
-    assignment: str,
-    repo_root: Path | str | None = None,
-    *,
-    workdir: Path | str | None = None,
-    keep: bool = False,
-) -> VerifyReport:
-    """Grade the solution and the committed exercises notebook in a temporary workspace.
+def verify_release(assignment: str, repo_root: Path | str | None = None) -> VerifyReport:
+    """Grade the solution and the committed exercises notebook as ``course grade`` would.
 
     The solution must score full marks (and more than 0 points must exist); the released
-    notebook must score 0. Problems are listed in the report (``report.ok``); a workspace
-    that cannot be built or graded raises GradingError.
+    notebook must score 0. Problems are listed in the report (``report.ok``); an assignment that
+    cannot be graded at all raises GradingError.
     """
+    from course_lib.grading.batch import grade_notebooks
+
     root = Path(repo_root or find_repo_root()).resolve()
-    temporary = workdir is None
-    ws_root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"course-{assignment}-"))
-    try:
-        ws = prepare_workspace(ws_root, assignment, repo_root=root)
-        for name in notebook_names(assignment, root):
-            released = root / "exercises" / assignment / f"{name}.ipynb"
-            if not released.is_file():
-                raise ReleaseError(f"{released} is missing: run `course release {assignment}`")
-            add_submission(ws, SOLUTION_STUDENT, root / "solutions" / assignment / f"{name}.ipynb", name)
-            add_submission(ws, RELEASE_STUDENT, released, name)
-        start = time.perf_counter()
-        scores = grade_all(ws)
-        seconds = time.perf_counter() - start
-    finally:
-        if temporary and not keep:
-            shutil.rmtree(ws_root, ignore_errors=True)
-    report = VerifyReport(assignment, scores[SOLUTION_STUDENT], scores[RELEASE_STUDENT], seconds)
-    report.problems = score_problems(report.solution, report.release)
-    return report
+    names = notebook_names(assignment, root)
+    if len(names) != 1:
+        raise ReleaseError(f"{assignment} has {len(names)} notebooks; course release verifies one")
+    released = root / "exercises" / assignment / f"{names[0]}.ipynb"
+    if not released.is_file():
+        raise ReleaseError(f"{released} is missing: run `course release {assignment}`")
+    start = time.perf_counter()
+    report = grade_notebooks(
+        assignment,
+        {SOLUTION_STUDENT: root / "solutions" / assignment / f"{names[0]}.ipynb", RELEASE_STUDENT: released},
+        repo_root=root,
+    )
+    seconds = time.perf_counter() - start
+    scores = {}
+    for r in report.results:
+        if r.status != "graded" or r.total is None:
+            raise ReleaseError(
+                f"{assignment}: the {r.student} notebook was not graded ({r.status}): {r.reasons}"
+            )
+        scores[r.student] = {"total": r.total, "max": r.max, "cells": dict(r.cells)}
+    verify = VerifyReport(assignment, scores[SOLUTION_STUDENT], scores[RELEASE_STUDENT], seconds)
+    verify.problems = score_problems(verify.solution, verify.release)
+    return verify
 
 
 def score_problems(solution: StudentScores, release: StudentScores) -> list[str]:

@@ -9,13 +9,18 @@ It reads the student's ``SandboxConfig`` (JSON, path in ``$COURSE_SANDBOX_CONFIG
 it ``exec``s ``python -m ipykernel_launcher``, applies the strongest isolation the machine allows:
 
 ``chroot`` (root, Linux namespaces available)
-    New mount, PID, IPC and UTS namespaces. The kernel's ``/`` is an empty read-only tmpfs into
-    which only this is bind-mounted, read-only: the system folders (/usr, /etc, and /bin, /lib...
-    or their links), the Python environment, the ``course_lib`` package, the data folders listed
-    in the config; plus the student's own writable folder (``/course/kernel``, the working
-    directory), a private ``/tmp`` and ``/dev/shm`` (tmpfs) and a private ``/proc``. Solutions,
-    the repository, the gradebook, nbgrader's folders and every other student are simply not
-    there. The kernel is PID 1 of its namespace: when it ends, every process it started ends.
+    New mount, PID, IPC, UTS and network namespaces (the network one when the machine allows it:
+    then the kernel has no network at all, not even another kernel's loopback ports). The kernel's
+    ``/`` is an empty read-only tmpfs into which only this is bind-mounted, read-only: the system
+    folders (/usr, /etc, and /bin, /lib... or their links) with every ``site-packages`` and
+    ``dist-packages`` folder in them hidden, the interpreter's standard library, the kernel's
+    packages one by one (``/course/site``, see ``kernel_env.py``: no torch, scipy or scikit-learn),
+    the grading copy of ``course_lib`` (``/course/lib``), the data folders listed in the config;
+    plus the student's own writable folder (``/course/kernel``, the working directory, where the
+    kernel's IPC sockets live too), a private ``/tmp`` and ``/dev/shm`` (tmpfs) and a private
+    ``/proc``. Solutions, judges, the repository, the gradebook, nbgrader's folders and every other
+    student are simply not there. The kernel is PID 1 of its namespace: when it ends, every
+    process it started ends.
 ``user`` (root, no namespaces)
     The privilege drop and limits below only: file permissions are the only wall (the grading
     folders are private to root; a world-readable repository stays readable).
@@ -26,7 +31,10 @@ In every mode the kernel gets a clean environment, ``RLIMIT_AS`` (memory), ``RLI
 ``RLIMIT_NPROC`` (per sandbox user) and no core files; as root it runs as an unprivileged
 ``course-grader-<slot>`` user (one per parallel worker, so that one student's processes never
 share a user with another running student), with no supplementary groups and ``no_new_privs``.
-The network is *not* isolated.
+It runs ``python -S`` with ``PYTHONPATH`` naming only the kernel's packages and the grading copy
+of the library, and it holds no file descriptor but its standard streams (which the worker
+reads through a pipe) and what it opens itself. The worker talks to it over IPC sockets in the
+student's own folder, signed with the connection's key, never over TCP.
 
 The launcher writes what it did (or why it failed) to ``report`` in the config; the grader reads
 it to prove that the kernel really ran sandboxed. This module uses the standard library only.
@@ -51,6 +59,9 @@ LEVELS = ("chroot", "user", "none")
 
 #: Where the student's writable folder appears inside the chroot.
 KERNEL_HOME = "/course/kernel"
+#: Where the kernel's packages and the grading copy of course_lib appear inside the chroot.
+KERNEL_SITE = "/course/site"
+KERNEL_LIB = "/course/lib"
 
 #: The environment variable that names the per-student config file.
 CONFIG_ENV = "COURSE_SANDBOX_CONFIG"
@@ -61,6 +72,7 @@ _CLONE_NEWNS = 0x00020000
 _CLONE_NEWUTS = 0x04000000
 _CLONE_NEWIPC = 0x08000000
 _CLONE_NEWPID = 0x20000000
+_CLONE_NEWNET = 0x40000000
 _MS_RDONLY = 1
 _MS_NOSUID = 2
 _MS_NODEV = 4
@@ -96,8 +108,11 @@ class SandboxConfig:
     file_size_mb: int = 256  # RLIMIT_FSIZE: the largest file the kernel may write
     nproc: int = 256  # RLIMIT_NPROC: processes and threads of the sandbox user
     tmp_size_mb: int = 256  # size of the private /tmp (chroot)
-    readonly_paths: list[str] = field(default_factory=list)  # Python env, course_lib, data
-    python: str = sys.executable  # the interpreter that runs ipykernel
+    readonly_paths: list[str] = field(default_factory=list)  # data folders
+    site_dir: str | None = None  # kernel_env's site/: the packages a kernel may import
+    lib_dir: str | None = None  # kernel_env's lib/: the grading copy of course_lib
+    python: str = os.path.realpath(sys.executable)  # the interpreter that runs ipykernel (-S)
+    network: bool = False  # chroot: keep the machine's network (default: a namespace of its own)
     env: dict[str, str] = field(default_factory=dict)  # extra environment of the kernel
 
     def write(self, path: Path | str) -> None:
@@ -179,6 +194,41 @@ def _prctl(option: int, value: int) -> None:
     _check(_c().prctl(option, value, 0, 0, 0), f"prctl({option})")
 
 
+# --- the worker's own mounts: a disk quota per student -------------------------------------------
+
+_PRIVATE: bool | None = None
+_MNT_DETACH = 2
+
+
+def private_mounts() -> bool:
+    """Give this process (a grading worker, as root) a mount namespace of its own, once; True when
+    it has one. Mounts made in it are invisible to the rest of the machine and vanish with the
+    process, however it ends."""
+    global _PRIVATE
+    if _PRIVATE is None:
+        _PRIVATE = False
+        if os.geteuid() == 0 and _c().unshare(_CLONE_NEWNS) == 0:
+            try:
+                _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
+                _PRIVATE = True
+            except SandboxError:
+                _PRIVATE = False
+    return _PRIVATE
+
+
+def quota_mount(path: Path | str, size_mb: int) -> None:
+    """A tmpfs of ``size_mb`` at ``path``: everything a student's kernel writes there (files,
+    its home, its sockets) counts against one total."""
+    _mount("tmpfs", str(path), "tmpfs", _MS_NOSUID | _MS_NODEV, f"mode=0711,size={int(size_mb)}m")
+
+
+def unmount(path: Path | str) -> None:
+    """Undo ``quota_mount`` (nothing happens when ``path`` is not a mount point)."""
+    if os.path.ismount(str(path)):
+        _c().umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+        _c().umount2(str(path).encode(), _MNT_DETACH)
+
+
 # --- the chroot --------------------------------------------------------------------------------
 
 
@@ -196,6 +246,39 @@ def _bind(source: str, target: str, *, readonly: bool) -> None:
 
 def _under(path: str, parents: list[str]) -> bool:
     return any(path == p or path.startswith(p.rstrip("/") + "/") for p in parents)
+
+
+def interpreter_prefix(python: str) -> str:
+    """The installation the interpreter ``python`` belongs to (``bin/..``): its standard library
+    and shared libraries are bound into the chroot; its site-packages are hidden."""
+    return os.path.dirname(os.path.dirname(os.path.realpath(python)))
+
+
+_PACKAGE_FOLDERS = (
+    "lib/python3*/site-packages",
+    "lib/python3*/dist-packages",
+    "lib/python3/dist-packages",
+    "local/lib/python3*/site-packages",
+    "local/lib/python3*/dist-packages",
+)
+
+
+def package_folders(bound: list[str]) -> list[str]:
+    """Every site-packages / dist-packages folder inside the bound folders: hidden in the chroot."""
+    import glob
+
+    found = []
+    for top in bound:
+        for pattern in _PACKAGE_FOLDERS:
+            for path in glob.glob(os.path.join(top, pattern)):
+                if os.path.isdir(path) and not os.path.islink(path):
+                    found.append(path)
+    return sorted(set(found))
+
+
+def site_mounts(site_dir: str) -> list[tuple[str, str]]:
+    """(real source, name) of each entry of a kernel_env site folder (links resolved)."""
+    return [(os.path.realpath(os.path.join(site_dir, n)), n) for n in sorted(os.listdir(site_dir))]
 
 
 def build_root(root: str, config: SandboxConfig) -> list[str]:
@@ -216,11 +299,23 @@ def build_root(root: str, config: SandboxConfig) -> list[str]:
         elif os.path.isdir(path):
             _bind(path, root + path, readonly=True)
             bound.append(path)
-    for path in sorted({os.path.realpath(p) for p in config.readonly_paths}, key=len):
+    for path in sorted(
+        {os.path.realpath(p) for p in [interpreter_prefix(config.python), *config.readonly_paths]}, key=len
+    ):
         if os.path.exists(path) and not _under(path, bound):
             _bind(path, root + path, readonly=True)
             bound.append(path)
     done += bound
+    for path in package_folders(bound):  # no package but the kernel's own can be imported
+        _mount("tmpfs", root + path, "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_RDONLY, "mode=755,size=4k")
+        done.append(f"{path} (hidden)")
+    if config.site_dir:
+        for source, name in site_mounts(config.site_dir):
+            _bind(source, f"{root}{KERNEL_SITE}/{name}", readonly=True)
+        done.append(f"{KERNEL_SITE} ({len(os.listdir(config.site_dir))} entries of {config.site_dir})")
+    if config.lib_dir:
+        _bind(config.lib_dir, root + KERNEL_LIB, readonly=True)
+        done.append(f"{config.lib_dir} -> {KERNEL_LIB}")
     _bind(config.kernel_dir, root + KERNEL_HOME, readonly=False)
     done.append(f"{config.kernel_dir} -> {KERNEL_HOME} (rw)")
     os.makedirs(root + "/var", exist_ok=True)
@@ -258,12 +353,19 @@ def kernel_env(config: SandboxConfig, home: str) -> dict[str, str]:
         "JUPYTER_CONFIG_DIR": f"{home}/home/.jupyter",
         "JUPYTER_DATA_DIR": f"{home}/home/.jupyter-data",
         "PYTHONHASHSEED": "0",
+        "PYTHONNOUSERSITE": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         "OMP_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
     }
+    if config.site_dir or config.lib_dir:
+        if config.level == "chroot":
+            paths = [p for p, on in ((KERNEL_SITE, config.site_dir), (KERNEL_LIB, config.lib_dir)) if on]
+        else:
+            paths = [p for p in (config.site_dir, config.lib_dir) if p]
+        env["PYTHONPATH"] = os.pathsep.join(paths)
     env.update(config.env)
     return env
 
@@ -289,9 +391,20 @@ def _drop_privileges(config: SandboxConfig) -> None:
 
 
 def _exec_kernel(config: SandboxConfig, home: str, connection: str, extra: list[str]) -> None:
-    argv = [config.python, "-m", "ipykernel_launcher", "-f", connection, *extra]
+    isolated = ["-S"] if (config.site_dir or config.lib_dir) else []
+    argv = [config.python, *isolated, "-m", "ipykernel_launcher", "-f", connection, *extra]
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    _close_inherited()
     os.execve(config.python, argv, kernel_env(config, home))
+
+
+def _close_inherited() -> None:
+    """Close every descriptor but the standard streams: the kernel holds nothing of the grader's."""
+    try:
+        limit = os.sysconf("SC_OPEN_MAX")
+    except (ValueError, OSError):
+        limit = 4096
+    os.closerange(3, limit if limit > 0 else 4096)
 
 
 def _prepare_kernel_dir(config: SandboxConfig, connection_file: str) -> str:
@@ -300,10 +413,20 @@ def _prepare_kernel_dir(config: SandboxConfig, connection_file: str) -> str:
     for sub in ("home", "work"):
         os.makedirs(os.path.join(kdir, sub), exist_ok=True)
     dest = os.path.join(kdir, "connection.json")
-    shutil.copyfile(connection_file, dest)
-    os.chmod(dest, 0o600)
+    info = json.loads(Path(connection_file).read_text())
+    if info.get("transport") == "ipc" and config.level == "chroot":
+        ip = str(info.get("ip", ""))
+        real = os.path.realpath(kdir)
+        if ip.startswith(real + "/"):  # the kernel sees its folder at KERNEL_HOME
+            info["ip"] = KERNEL_HOME + ip[len(real) :]
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(info, fh)
     if config.uid is not None:
-        for path in (kdir, *(os.path.join(kdir, s) for s in ("home", "work")), dest):
+        subs = [
+            os.path.join(kdir, s) for s in ("home", "work", "ipc") if os.path.isdir(os.path.join(kdir, s))
+        ]
+        for path in (kdir, *subs, dest):
             os.chown(path, config.uid, config.gid if config.gid is not None else config.uid)
         os.chmod(kdir, 0o700)
     return dest
@@ -352,11 +475,19 @@ def launch(config: SandboxConfig, connection_file: str, extra: list[str]) -> Non
             report.write(error=f"{type(err).__name__}: {err}")
             os._exit(70)
     # chroot: new namespaces; the forked child is PID 1 of the new PID namespace.
-    try:
-        _check(_c().unshare(_CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWIPC | _CLONE_NEWUTS), "unshare")
-    except SandboxError as err:
-        report.write(error=str(err))
-        os._exit(70)
+    flags = _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWIPC | _CLONE_NEWUTS
+    network = "shared (--sandbox-network)" if config.network else "none (own namespace)"
+    if not config.network and _c().unshare(flags | _CLONE_NEWNET) == 0:
+        pass
+    else:
+        if not config.network:
+            network = f"shared (no network namespace here: {os.strerror(ctypes.get_errno())})"
+        try:
+            _check(_c().unshare(flags), "unshare")
+        except SandboxError as err:
+            report.write(error=str(err))
+            os._exit(70)
+    report.write(network=network)
     alive_r, alive_w = os.pipe()
     pid = os.fork()
     if pid == 0:

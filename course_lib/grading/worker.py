@@ -9,9 +9,13 @@ each student, ``grade_task``:
 2. builds the student's own small nbgrader course: a copy of the class gradebook (assignment,
    cells, points, hidden tests), ``source/`` without notebooks, and the notebook in
    ``submitted/``. No other student, and no solution notebook, is in it;
-3. runs nbgrader's ``Autograde`` converter in-process, with ``GuardedExecute`` instead of
-   ``Execute`` and the ``course-sandbox`` kernelspec (``sandbox.py``) for the kernel;
-4. reads the scores back and decides the status from what ``GuardedExecute`` and the sandbox
+3. runs nbgrader's ``Autograde`` converter in-process, with ``JudgedExecute`` instead of
+   ``Execute`` (the judge of ``judge.py`` decides every test cell from outside the kernel) and
+   the ``course-sandbox`` kernelspec (``sandbox.py``) for the kernel, which talks to this process
+   over IPC sockets in its own folder and whose standard streams come here through a pipe; as
+   root the folder is a tmpfs of ``disk_mb`` (a quota on everything the student writes), in a
+   mount namespace private to this worker, so that it vanishes if the worker is killed;
+4. reads the scores back and decides the status from what ``JudgedExecute`` and the sandbox
    reported;
 5. hands back a redacted notebook (``redact``) and its feedback HTML, rendered with nbgrader's
    feedback template and ``GetGrades`` from that redacted notebook, after checking both for
@@ -38,7 +42,8 @@ from typing import Any
 import nbformat
 
 from course_lib.grading import redact
-from course_lib.grading.sandbox import CONFIG_ENV, SandboxConfig
+from course_lib.grading.judge import JUDGE_FILE
+from course_lib.grading.sandbox import CONFIG_ENV, SandboxConfig, private_mounts, quota_mount, unmount
 from course_lib.grading.submissions import foreign_notebook, load_notebook, normalize
 
 #: The student id every per-student workspace uses inside nbgrader (the real id may hold
@@ -47,7 +52,7 @@ INTERNAL_ID = "student"
 KERNEL_NAME = "course-sandbox"
 
 _AUTOGRADE_PREPROCESSORS = [
-    "course_lib.grading.execute.GuardedExecute",
+    "course_lib.grading.execute.JudgedExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
@@ -57,7 +62,7 @@ _AUTOGRADE_PREPROCESSORS = [
 ]
 
 
-def _config(task: dict[str, Any], ws: Path, events: Path):
+def _config(task: dict[str, Any], ws: Path, events: Path, ipc: Path):
     from traitlets.config import Config
 
     c = Config()
@@ -72,16 +77,22 @@ def _config(task: dict[str, Any], ws: Path, events: Path):
     c.CourseDirectory.autograded_directory = "autograded"
     c.CourseDirectory.feedback_directory = "feedback"
     c.Autograde.autograde_preprocessors = _AUTOGRADE_PREPROCESSORS
-    for section in ("ExecutePreprocessor", "Execute", "GuardedExecute"):
+    for section in ("ExecutePreprocessor", "Execute", "GuardedExecute", "JudgedExecute"):
         c[section]["timeout"] = int(task["timeout"])
-    c.GuardedExecute.kernel_name = KERNEL_NAME
+    c.JudgedExecute.kernel_name = KERNEL_NAME
     # Kill the kernel after the last cell instead of asking it to shut down and polling until it
     # has (0.2-0.4 s per student in which a worker's core sits idle): nothing it would still do
     # (history, atexit handlers of student code) counts towards the grade.
-    c.GuardedExecute.shutdown_kernel = "immediate"
-    c.GuardedExecute.events_file = str(events)
-    c.GuardedExecute.interrupt_grace = float(task.get("interrupt_grace", 10.0))
-    c.GuardedExecute.max_output_chars = int(task.get("max_output_chars", 100_000))
+    c.JudgedExecute.shutdown_kernel = "immediate"
+    c.JudgedExecute.events_file = str(events)
+    c.JudgedExecute.interrupt_grace = float(task.get("interrupt_grace", 10.0))
+    c.JudgedExecute.max_output_chars = int(task.get("max_output_chars", 100_000))
+    c.JudgedExecute.judge_file = str(Path(task["base"]) / "source" / task["assignment"] / JUDGE_FILE)
+    c.JudgedExecute.student = str(task["student"])
+    c.JudgedExecute.kernel_output_file = str(ws / "kernel-output.txt")
+    # IPC sockets in the student's own kernel folder: no TCP port another kernel could reach
+    c.KernelManager.transport = "ipc"
+    c.KernelManager.ip = str(ipc / "k")
     return c
 
 
@@ -192,8 +203,8 @@ def grade_task(task: dict[str, Any]) -> dict[str, Any]:
     os.chmod(ws, 0o700)
     os.chmod(ws.parent, 0o711)
     shutil.copyfile(base / "gradebook.db", ws / "gradebook.db")
-    for item in (base / "source" / assignment).iterdir():  # data files; never the notebooks
-        if item.suffix == ".ipynb" or item.name.startswith("."):
+    for item in (base / "source" / assignment).iterdir():  # data files; never notebooks or the judge
+        if item.suffix == ".ipynb" or item.name.startswith(".") or item.name in (JUDGE_FILE, "__pycache__"):
             continue
         dest = ws / "source" / assignment / item.name
         shutil.copytree(item, dest) if item.is_dir() else shutil.copyfile(item, dest)
@@ -206,16 +217,23 @@ def grade_task(task: dict[str, Any]) -> dict[str, Any]:
 
     # 3. autograde, the kernel in the sandbox
     if scratch.exists():
+        unmount(scratch / "kernel")
         shutil.rmtree(scratch)
     (scratch / "kernel").mkdir(parents=True)
     os.chmod(scratch, 0o711)
     sandbox = SandboxConfig(**task["sandbox"], kernel_dir=str(scratch / "kernel"),
                             report=str(scratch / "sandbox.json"))  # fmt: skip
+    if sandbox.uid is not None and task.get("disk_mb") and private_mounts():
+        quota_mount(scratch / "kernel", int(task["disk_mb"]))
+    ipc = scratch / "kernel" / "ipc"
+    ipc.mkdir(mode=0o700)
+    if sandbox.uid is not None:
+        os.chown(ipc, sandbox.uid, sandbox.gid if sandbox.gid is not None else sandbox.uid)
     sandbox.write(scratch / "sandbox-config.json")
     _share_font_cache(scratch / "kernel", sandbox)
     os.environ[CONFIG_ENV] = str(scratch / "sandbox-config.json")
     events_path = ws / "events.json"
-    config = _config(task, ws, events_path)
+    config = _config(task, ws, events_path, ipc)
     t_auto = time.perf_counter()
     auto = _autograde(config, assignment)
     result["timing"] = {
@@ -223,8 +241,13 @@ def grade_task(task: dict[str, Any]) -> dict[str, Any]:
         "autograde": round(time.perf_counter() - t_auto, 3),
     }
     log = auto.get("log", "") + auto.get("error", "")
+    kernel_output = ws / "kernel-output.txt"
+    if kernel_output.exists():
+        text = kernel_output.read_bytes().decode("utf-8", "replace")
+        log += "\n--- the kernel's own stdout and stderr ---\n" + text
     out["log"].parent.mkdir(parents=True, exist_ok=True)
     out["log"].write_text(log)
+    unmount(scratch / "kernel")
 
     events = json.loads(events_path.read_text()) if events_path.exists() else {}
     try:
@@ -513,6 +536,8 @@ def main() -> None:
         finally:
             if task.get("keep_work") and Path(task.get("workspace", "")).is_dir():
                 shutil.copytree(task["workspace"], task["keep_to"], dirs_exist_ok=True)
+            if task.get("scratch"):
+                unmount(Path(task["scratch"]) / "kernel")
             for key in ("workspace", "scratch"):
                 if task.get(key):
                     shutil.rmtree(task[key], ignore_errors=True)

@@ -167,7 +167,7 @@ def _config_text(ws_root: Path, repo_config: Mapping[str, Mapping[str, Any]]) ->
     ]
     for section, options in sorted(repo_config.items()):
         for option, value in sorted(options.items()):
-            if section == "CourseDirectory" and option != "course_id":
+            if section == "CourseDirectory" and option not in ("course_id", "ignore"):
                 continue  # paths and the database are this workspace's own
             if (section, option) in _DATABASE_OPTIONS:
                 continue  # here the gradebook is wanted: set below
