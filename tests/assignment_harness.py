@@ -21,6 +21,7 @@ delegating answers, then uses these helpers to
 from __future__ import annotations
 
 import ast
+import collections
 import copy
 import functools
 import sys
@@ -265,6 +266,30 @@ def notebook_code(nb: nbformat.NotebookNode) -> str:
 # --- grading a class with real nbgrader ----------------------------------------------------------
 
 
+COMPARISONS = {"allclose", "array_equal", "array_equiv", "isclose", "assert_allclose", "assert_array_equal",
+               "assert_equal", "assert_almost_equal", "testing"}  # fmt: skip
+
+
+def probe_comparisons(judge_file: Path) -> list[str]:
+    """String constants of a judge that are Python code comparing values (probe code must not)."""
+    found = []
+    for node in ast.walk(ast.parse(judge_file.read_text())):
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str) and "\n" in node.value + "\n"):
+            continue
+        try:
+            code = ast.parse(textwrap.dedent(node.value).format_map(collections.defaultdict(str)))
+        except (SyntaxError, ValueError, KeyError, IndexError):
+            continue
+        for sub in ast.walk(code):
+            name = getattr(sub, "attr", None) or getattr(sub, "id", None)
+            if isinstance(sub, ast.Assert) or (
+                isinstance(sub, (ast.Attribute, ast.Name)) and name in COMPARISONS
+            ):
+                found.append(f"line {node.lineno}: {node.value.strip()[:80]!r}")
+                break
+    return found
+
+
 def judge_of(assignment: str):
     from course_lib.grading.judge import load_judge
 
@@ -423,6 +448,12 @@ class AssignmentSuite:
         locked = {nbgrader_meta(c)["grade_id"] for c in nb.cells if nbgrader_meta(c).get("locked")}
         assert set(judge.not_run) | set(judge.provided) <= locked, "only locked cells are skipped or provided"
         assert not (ROOT / "exercises" / self.ASSIGNMENT / "judge.py").exists(), "the judge is never released"
+
+    def test_probes_compare_nothing_in_the_kernel(self):
+        """Every comparison happens in the judge: a probe (instructor code sent to the kernel as a
+        string) may call the student's functions, never NumPy's comparisons or an assert, which
+        the student's code could have replaced (np.allclose = lambda *a: True)."""
+        assert probe_comparisons(ROOT / "solutions" / self.ASSIGNMENT / "judge.py") == []
 
     def test_release_leaks_no_solution_line(self):
         release = notebook_code(read(self.release_path()))

@@ -42,6 +42,7 @@ from typing import Any
 
 import nbformat
 
+from course_lib.grading import sanitize
 from course_lib.grading.judge import JUDGE_FILE, Judge, load_judge
 from course_lib.grading.kernel_env import build as build_kernel_env
 from course_lib.grading.sandbox import (
@@ -661,7 +662,7 @@ def grades_csv(report: ClassReport) -> str:
     writer.writerow(["id", "status", "total", "max", *report.columns])
     for r in report.results:
         cells = [_fmt(r.cells[c][0]) if c in r.cells else "" for c in report.columns]
-        writer.writerow([r.student, r.status, _fmt(r.total), _fmt(r.max), *cells])
+        writer.writerow([sanitize.cell(r.student), r.status, _fmt(r.total), _fmt(r.max), *cells])
     return buf.getvalue()
 
 
@@ -669,8 +670,9 @@ def notes_csv(report: ClassReport) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["id", "status", "reasons", "notes"])
-    for r in report.results:
-        writer.writerow([r.student, r.status, " | ".join(r.reasons), " | ".join(r.notes)])
+    for r in report.results:  # every string may hold what a student chose (ids, file names, grade ids)
+        row = [r.student, r.status, " | ".join(r.reasons), " | ".join(r.notes)]
+        writer.writerow([sanitize.cell(v) for v in row])
     return buf.getvalue()
 
 
@@ -717,31 +719,27 @@ def summary_md(report: ClassReport) -> str:
     lines += ["## Per question", "", "| cell | points | full marks | of |", "|---|---|---|---|"]
     for col, (ok, n) in pass_rates(report).items():
         rate = f"{ok} ({100 * ok / n:.0f} %)" if n else "-"
-        lines.append(f"| {col} | {report.points[col]:g} | {rate} | {n} |")
+        lines.append(f"| {sanitize.md(col)} | {report.points[col]:g} | {rate} | {n} |")
     attention = [r for r in report.results if r.status != "graded"]
     lines += ["", "## Students who need attention", ""]
     if attention:
         lines += ["| student | status | total | why |", "|---|---|---|---|"]
         for r in attention:
-            why = "; ".join(r.reasons).replace("|", "\\|")
-            lines.append(f"| {_md(r.student)} | {r.status} | {_fmt(r.total) or '-'} | {why} |")
+            why = sanitize.md("; ".join(r.reasons))
+            lines.append(f"| {sanitize.md(r.student)} | {r.status} | {_fmt(r.total) or '-'} | {why} |")
     else:
         lines.append("None: every student was graded.")
     noted = [r for r in report.results if r.notes]
     lines += ["", "## Repairs and warnings", ""]
     if noted:
         for r in noted:
-            lines.append(f"- **{_md(r.student)}**: " + "; ".join(r.notes).replace("|", "\\|"))
+            lines.append(f"- **{sanitize.md(r.student)}**: " + sanitize.md("; ".join(r.notes)))
     else:
         lines.append("None.")
     if report.warnings:
         lines += ["", "## Files that belong to no student", ""]
-        lines += [f"- {_md(w)}" for w in report.warnings]
+        lines += [f"- {sanitize.md(w)}" for w in report.warnings]
     return "\n".join(lines) + "\n"
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
 
 
 def summary_png(path, assignment: str, max_total: float, totals: list[float], rates: dict) -> None:

@@ -15,6 +15,10 @@ Accepted forms of ``SUBMISSIONS`` (see the instructors' appendix of the book):
 
 Folders and flat files may be mixed. Hidden files, ``__MACOSX`` and ``.ipynb_checkpoints`` are
 skipped. A student whose notebook is missing or has another name is *ungradable*, with the reason.
+Symbolic links are never followed: a student whose folder, notebook or notebook folder is a link
+is *ungradable* (the link could point at the solutions, or another student's work), and a linked
+extra file is not kept; nothing a link points to is read or copied. A damaged zip (bad CRC,
+truncated, encrypted, an unknown compression) is refused with the archive and member named.
 
 ``load_notebook`` turns a file into a notebook or a reason (empty file, an image renamed
 ``.ipynb``, invalid JSON with its line and column, not a notebook). ``normalize`` compares a
@@ -29,10 +33,12 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import shutil
 import stat
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +106,10 @@ def collect(
         raise SubmissionError(f"{path} does not exist")
     if path.is_file():
         if not zipfile.is_zipfile(path):
+            if path.suffix.lower() == ".zip":
+                raise SubmissionError(
+                    f"{path} is not a readable zip archive (truncated or damaged?): download it again"
+                )
             raise SubmissionError(f"{path} is neither a folder nor a zip file")
         if unpack_to is None:
             raise SubmissionError("a zip needs a folder to unpack to")
@@ -115,7 +125,20 @@ def collect(
     for entry in sorted(path.iterdir(), key=lambda p: p.name):
         if _skipped(entry.name):
             continue
-        if entry.is_dir() and not entry.is_symlink():
+        if entry.is_symlink():
+            student = entry.name if not entry.name.endswith(".ipynb") else None
+            parsed = None if student else _parse_flat(entry.name, notebooks, pattern)
+            student = student or (parsed[0] if parsed else None)
+            if student is None:
+                warnings.append(f"{entry.name}: a symbolic link, not followed: ignored")
+                continue
+            sub = subs.setdefault(student, Submission(student))
+            sub.problems.append(
+                f"{entry.name} is a symbolic link (to {os.readlink(entry)!r}): links are never followed; "
+                "hand in the files themselves"
+            )
+            continue
+        if entry.is_dir():
             sub = subs.setdefault(entry.name, Submission(entry.name))
             _collect_folder(sub, entry, notebooks, assignment)
         elif entry.is_file() and not entry.is_symlink():
@@ -157,14 +180,47 @@ def _skipped(name: str) -> bool:
     return name.startswith(".") or name in _SKIP
 
 
+def _walk(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(regular files, symbolic links) under ``folder``, links not followed, hidden parts skipped."""
+    files, links = [], []
+    for root, dirs, names in os.walk(folder, followlinks=False):
+        here = Path(root)
+        for d in list(dirs):
+            if (here / d).is_symlink():
+                links.append(here / d)
+                dirs.remove(d)
+            elif _skipped(d):
+                dirs.remove(d)
+        for n in names:
+            p = here / n
+            if _skipped(n):
+                continue
+            if p.is_symlink():
+                links.append(p)
+            elif p.is_file():
+                files.append(p)
+    return sorted(files), sorted(links)
+
+
 def _collect_folder(sub: Submission, folder: Path, notebooks: Sequence[str], assignment: str | None):
-    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and not _skipped_path(p, folder)]
+    files, links = _walk(folder)
     sub.received.extend(files)
+    wanted = {f"{name}.ipynb" for name in notebooks} | ({assignment} if assignment else set())
+    for link in links:
+        rel = link.relative_to(folder)
+        target = os.readlink(link)
+        if link.name in wanted or link.suffix == ".ipynb":
+            sub.problems.append(
+                f"{rel} is a symbolic link (to {target!r}): links are never followed; "
+                "hand in the notebook itself"
+            )
+        else:
+            sub.notes.append(f"{rel} is a symbolic link (to {target!r}): not followed, not kept")
     for name in notebooks:
         candidates = [folder / f"{name}.ipynb"]
         if assignment:
             candidates.append(folder / assignment / f"{name}.ipynb")
-        found = [c for c in candidates if c.is_file() and not c.is_symlink()]
+        found = [c for c in candidates if c in files]
         if found:
             sub.files.setdefault(name, found[0])
             if len(found) > 1:
@@ -225,7 +281,11 @@ def safe_unzip(archive: Path | str, dest: Path | str) -> Path:
     """Unpack ``archive`` into ``dest``, refusing absolute or ``..`` names, links and bombs."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(archive) as zf:
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise SubmissionError(f"{archive} is not a readable zip archive: {err}") from None
+    with zf:
         infos = zf.infolist()
         total = sum(i.file_size for i in infos)
         if total > MAX_ZIP_BYTES:
@@ -237,13 +297,21 @@ def safe_unzip(archive: Path | str, dest: Path | str) -> Path:
                 raise SubmissionError(f"{archive} holds an unsafe path {name!r}: refused")
             if stat.S_ISLNK(info.external_attr >> 16):
                 raise SubmissionError(f"{archive} holds a symbolic link {name!r}: refused")
+            if info.flag_bits & 0x1:
+                raise SubmissionError(f"{archive}: {name!r} is encrypted (password-protected zip): refused")
             target = dest / name
             if info.is_dir():
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out)
+            try:
+                with zf.open(info) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as err:
+                raise SubmissionError(
+                    f"{archive} is damaged: {name!r} cannot be unpacked ({type(err).__name__}: {err}); "
+                    "download the archive again"
+                ) from None
     return dest
 
 

@@ -41,7 +41,7 @@ from typing import Any
 
 import nbformat
 
-from course_lib.grading import redact
+from course_lib.grading import redact, sanitize
 from course_lib.grading.judge import JUDGE_FILE
 from course_lib.grading.sandbox import CONFIG_ENV, SandboxConfig, private_mounts, quota_mount, unmount
 from course_lib.grading.submissions import foreign_notebook, load_notebook, normalize
@@ -442,6 +442,7 @@ def _feedback(task, graded_nbs, submitted_nbs, ws: Path, base: Path, out) -> lis
         }
         try:
             html, _ = feedback_exporter().from_notebook_node(returned, resources=resources)
+            html = sanitize.feedback_html(html)  # no script, handler or javascript: of the student's
         except Exception as err:  # the notebook is still handed back
             html = None
             problems.append(f"no feedback HTML for {name}: {type(err).__name__}: {err}")
