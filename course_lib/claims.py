@@ -7,7 +7,7 @@ A page states a finding in plain prose and records it with ``claim(...)``::
           "Dropout raises test accuracy on 1,000 training images.",
           gap.mean, gap.se, holds=gap.exceeds(2), n_seeds=gap.n, data=ds.name, unit="points")
 
-``claim`` returns a ``Claim`` that displays as a small box under the prose (the statement, the
+``claim`` displays, in a notebook, and returns a ``Claim``: a small box under the prose (the statement, the
 number with its standard error and seeds, the data it was measured on) and carries its record as
 plain JSON in the output (MIME type ``MIME``). When ``holds`` is false it raises ``ClaimError``:
 the cell fails, and so does the strict book build. The book's extension
@@ -220,6 +220,15 @@ class Claim:
             "text/plain": repr(self),
         }
 
+    def _ipython_display_(self) -> None:
+        """Show the box (and so record the claim) once, whether or not the cell ends with it."""
+        if getattr(self, "_shown", False):
+            return
+        from IPython.display import publish_display_data
+
+        self._shown = True
+        publish_display_data(self._repr_mimebundle_())
+
 
 def claim(
     page: str,
@@ -270,6 +279,8 @@ def claim(
         page, key, statement.strip(), value, se, None if n_seeds is None else int(n_seeds),
         bool(holds) if measured else None, data, requires, unit, fmt, dict(details or {}),
     )  # fmt: skip
+    if not (measured and not holds):
+        _show_in_notebook(result)
     if measured and not holds:
         raise ClaimError(
             f"the claim {page}/{key} does not hold: {statement.strip()!r}; measured {result.evidence()}. "
@@ -277,6 +288,18 @@ def claim(
             "numbers say."
         )
     return result
+
+
+def _show_in_notebook(result: Claim) -> None:
+    """In a kernel, display the claim at once: a claim that is not a cell's last expression is
+    recorded too (displaying it again, or ending the cell with it, shows it only once)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        result._ipython_display_()
 
 
 def records_from_notebook(nb: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -150,6 +150,7 @@ kernelspec:
 ```{{code-cell}} ipython3
 from course_lib.claims import claim
 
+claim("page", "first", "One is one (not the cell's last expression).", 1, holds=True)
 claim("page", "the-claim", "Two and two make four.", 2 + 2, holds={holds})
 ```
 """
@@ -200,11 +201,14 @@ def test_a_true_claim_reaches_the_json_and_the_appendix(tmp_path):
     proc = _build(book)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     records = json.loads((book / "_build" / "claims" / "page.json").read_text())
-    assert [(r["key"], r["value"], r["holds"]) for r in records] == [("the-claim", 4.0, True)]
+    assert [(r["key"], r["value"], r["holds"]) for r in records] == [
+        ("first", 1.0, True),
+        ("the-claim", 4.0, True),
+    ]
     appendix = (book / "_build" / "html" / "claims.html").read_text()
     assert "Two and two make four." in appendix and 'href="page.html#claim-the-claim"' in appendix
     page = (book / "_build" / "html" / "page.html").read_text()
-    assert 'id="claim-the-claim"' in page
+    assert 'id="claim-the-claim"' in page and page.count('id="claim-first"') == 1, "each box shown once"
     shutil.rmtree(book / "_build" / "claims")  # rebuilt from the cache, not from a kernel
     proc = _build(book)
     assert proc.returncode == 0 and (book / "_build" / "claims" / "page.json").is_file()

@@ -177,9 +177,10 @@ def choose_sandbox(requested: str, jobs: int, scratch: Path, memory_mb: int, ker
             )
         if ok:
             note = {
-                "chroot": "chroot: each kernel runs as an unprivileged user in its own mount, PID "
-                "and IPC namespaces and sees only the system folders, the Python environment, "
-                "course_lib and its own folder",
+                "chroot": "chroot: each kernel runs as an unprivileged user in its own mount, PID, "
+                "IPC and network namespaces and sees only the system folders, its interpreter, the "
+                "student packages (no torch, scipy or scikit-learn), a grading copy of course_lib and "
+                "its own folder (a quota of --disk MB); the judge decides every part from outside",
                 "user": "user: kernels run as unprivileged users; the file system is otherwise "
                 "as that user sees it (namespaces are not available here)",
             }[level]
@@ -700,8 +701,9 @@ def summary_md(report: ClassReport) -> str:
         f"{o.timeout} s per cell, {o.wall_limit} s per notebook, {o.memory_mb} MB per kernel.",
         f"- Sandbox: {report.sandbox_note}.",
         "- Files: `grades.csv` (scores), `notes.csv` (why and what was repaired), "
-        "`feedback/<student>/` (HTML and notebook for the student, no hidden tests), "
-        "`autograded/` (instructor copies, with hidden tests), `received/` (files as handed in).",
+        "`feedback/<student>/` (HTML and notebook for the student, with the judge's verdicts), "
+        "`autograded/` (instructor copies), `received/` (files as handed in), `logs/students/` "
+        "(each kernel's own output).",
         "",
         "## Scores of the graded students",
         "",

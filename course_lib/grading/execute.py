@@ -286,6 +286,9 @@ class JudgedExecute(GuardedExecute):
             self._drainer = threading.Thread(target=self._drain, args=(pipe,), daemon=True)
             self._drainer.start()
 
+    # nbclient binds the sync name to its own coroutine: point it at ours
+    start_new_kernel = run_sync(async_start_new_kernel)
+
     def _drain(self, pipe) -> None:
         kept, total = bytearray(), 0
         try:

@@ -80,7 +80,7 @@ def encode(obj, _depth=0, _count=None):
         if count[1] > LIMITS["elements"]:
             raise CodecError(f"arrays of more than {LIMITS['elements']:,} elements in all")
         buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(obj), allow_pickle=False)
+        np.save(buf, obj, allow_pickle=False)  # (np.ascontiguousarray would make a 0-d array 1-d)
         return {"$array": base64.b64encode(buf.getvalue()).decode("ascii")}
     if isinstance(obj, np.random.Generator) and type(obj.bit_generator).__name__ == "PCG64":
         return {"$rng": _plain_state(obj.bit_generator.state)}

@@ -104,6 +104,36 @@ def hidden_lines(nb: Any, visible: Iterable[str] = (), begin: str = BEGIN, end: 
     return {h for h in hidden - seen if len(h) >= MIN_LINE}
 
 
+def judge_lines(source: str, visible: Iterable[str] = ()) -> set[str]:
+    """Specific lines of a judge's code (``judge.py``): what no feedback may quote. Lines that are
+    only strings (the messages of its checks, which students read by design) and comments do not
+    count, nor any line of ``visible`` text (the visible tests repeat some)."""
+    import io
+    import tokenize
+
+    code_lines: set[int] = set()
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type in (tokenize.NAME, tokenize.NUMBER) or (
+                tok.type == tokenize.OP and tok.string not in "(),[]{}"
+            ):
+                code_lines.update(range(tok.start[0], tok.end[0] + 1))
+    except (tokenize.TokenError, SyntaxError):
+        return set()
+    seen = {_norm(line) for text in visible for line in text.splitlines()}
+    found = set()
+    for number, line in enumerate(source.splitlines(), start=1):
+        flat = _norm(line)
+        if (
+            number in code_lines
+            and len(flat) >= 2 * MIN_LINE
+            and flat not in seen
+            and not flat.startswith("#")
+        ):
+            found.add(flat)
+    return found
+
+
 def _quotes(text: str, lines: set[str]) -> bool:
     flat = _norm(text)
     return bool(flat) and any(h in flat for h in lines)

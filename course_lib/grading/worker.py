@@ -332,7 +332,11 @@ def _hidden_lines(source: Path, release: Path, student_text: str) -> set[str]:
     if key not in _HIDDEN:
         src = nbformat.read(str(source), as_version=4)
         rel = nbformat.read(str(release), as_version=4)
-        _HIDDEN[key] = redact.hidden_lines(src, visible=[c.source for c in rel.cells])
+        visible = [c.source for c in rel.cells] + [c.source for c in src.cells]
+        _HIDDEN[key] = redact.hidden_lines(src, visible=visible[: len(rel.cells)])
+        judge = source.parent / JUDGE_FILE
+        if judge.is_file():  # the judge's code never reaches a kernel; never hand it back either
+            _HIDDEN[key] |= redact.judge_lines(judge.read_text(), visible)
     return _HIDDEN[key] - redact.normalized_lines(student_text)
 
 
