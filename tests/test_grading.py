@@ -859,7 +859,7 @@ def test_reports_gradebook_and_received_files(graded):
     out = graded.out
     summary = (out / "summary.md").read_text()
     assert f"{len(CASES)} students:" in summary and "| test\\_sigmoid | 2 |" in summary, summary[:600]
-    assert "slow-everywhere" in summary and "wall limit" in summary, "failures are listed with why"
+    assert "slow\\-everywhere" in summary and "wall limit" in summary, "failures are listed with why"
     assert (out / "summary.png").read_bytes().startswith(b"\x89PNG")
     assert (out / "received" / "png-renamed" / NOTEBOOK).read_bytes().startswith(b"\x89PNG")
     assert "31 students" in graded.proc.stdout or f"{len(CASES)} students" in graded.proc.stdout

@@ -75,10 +75,12 @@ class CheckReport:
         total = sum(p.points for p in self.parts)
         lines.append(
             f"visible tests: {len(passed)}/{len(self.parts)} parts pass ({got:g}/{total:g} points"
-            " if the hidden tests agree)."
+            " if the grader's hidden checks agree)."
         )
         if self.ok:
-            lines.append("All visible tests pass. Hidden tests on other inputs run when grading.")
+            lines.append(
+                "All visible tests pass. When grading, the judge checks every part again on hidden inputs."
+            )
         elif self.warnings:
             lines.append("Fix the warnings: the grader restores the original test cells.")
         return "\n".join(lines)

@@ -64,6 +64,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         wall_limit=args.wall_limit,
         memory_mb=args.memory,
+        disk_mb=args.disk,
         sandbox=args.sandbox,
         id_pattern=args.id_pattern,
         keep_work=args.keep_work,
@@ -170,6 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=2048,
         metavar="MB",
         help="memory (address space) limit of each kernel (default 2048)",
+    )
+    grade.add_argument(
+        "--disk",
+        type=_positive,
+        default=512,
+        metavar="MB",
+        help="everything one student's kernel may write, in all (default 512; a quota as root)",
     )
     grade.add_argument(
         "--sandbox",

@@ -153,6 +153,7 @@ class Part:
     grade_id: str
     check: Callable[[Kernel, np.random.Generator], None]
     answers: tuple[str, ...] = ()
+    stand_ins: tuple[str, ...] = ()  # the student's functions the check replaces by its own
 
 
 @dataclass
@@ -174,13 +175,17 @@ class Judge:
 
         return register
 
-    def part(self, grade_id: str, *, answers: Iterable[str] = ()):
-        """Decorator: register ``check(k, rng)`` as the judge of the test cell ``grade_id``."""
+    def part(self, grade_id: str, *, answers: Iterable[str] = (), stand_ins: Iterable[str] = ()):
+        """Decorator: register ``check(k, rng)`` as the judge of the test cell ``grade_id``.
+
+        ``answers``: the functions whose source must be the student's own (the static check).
+        ``stand_ins``: functions of the student's that the check swaps for the judge's while it
+        runs (a part graded on its own): the static check does not follow them from ``answers``."""
 
         def register(check: Callable[[Kernel, np.random.Generator], None]):
             if grade_id in self.parts:
                 raise ValueError(f"{self.assignment}: two judges for {grade_id}")
-            self.parts[grade_id] = Part(grade_id, check, tuple(answers))
+            self.parts[grade_id] = Part(grade_id, check, tuple(answers), tuple(stand_ins))
             return check
 
         return register
@@ -228,7 +233,9 @@ def judge_part(
     if part is None:
         return Verdict(grade_id, False, f"no judge for {grade_id}: tell your instructor")
     if sources is not None and part.answers:
-        found = integrity.delegation_problems(sources, part.answers, trusted=trusted, labels=labels)
+        found = integrity.delegation_problems(
+            sources, part.answers, trusted=trusted, labels=labels, ignore=part.stand_ins
+        )
         if found:
             lines = "; ".join(found[:5])
             return Verdict(

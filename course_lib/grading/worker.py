@@ -337,7 +337,8 @@ def _hidden_lines(source: Path, release: Path, student_text: str) -> set[str]:
         judge = source.parent / JUDGE_FILE
         if judge.is_file():  # the judge's code never reaches a kernel; never hand it back either
             _HIDDEN[key] |= redact.judge_lines(judge.read_text(), visible)
-    return _HIDDEN[key] - redact.normalized_lines(student_text)
+    own = redact._norm(student_text)  # a line the student wrote (in any layout) is theirs to see
+    return {line for line in _HIDDEN[key] if line not in own}
 
 
 def _fast_exporter_class():
