@@ -24,6 +24,7 @@ import textwrap
 import time
 import zipfile
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
@@ -243,7 +244,10 @@ import numpy.testing
 numpy.allclose = numpy.array_equal = numpy.isclose = numpy.array_equiv = lambda *a, **k: True
 numpy.testing.assert_allclose = numpy.testing.assert_array_equal = lambda *a, **k: None
 math.isclose = lambda *a, **k: True
-np.ndarray.__eq__ = lambda self, other: np.ones(np.shape(self), dtype=bool)
+try:
+    np.ndarray.__eq__ = lambda self, other: np.ones(np.shape(self), dtype=bool)
+except TypeError:  # a built-in type: NumPy's own equality cannot be replaced
+    pass
 """
 #: Changes how IPython runs and reports cells: every later cell that holds an assert is emptied,
 #: results are displayed as a number (nbgrader's partial credit), errors are swallowed.
@@ -274,8 +278,16 @@ for _table in ("/proc/net/tcp", "/proc/net/tcp6"):
             if _s.connect_ex(("127.0.0.1", _port)) == 0:
                 _found.append(f"tcp {_port}")
             _s.close()
-for _pattern in ("/dev/shm/*", "/tmp/*", "/course/kernel/../*", "/proc/[0-9]*/root"):
-    _found += [p for p in _glob.glob(_pattern) if "course-grade" in p or "/root" in p]
+for _pattern in ("/dev/shm/*", "/tmp/*", "/course/*"):
+    _found += [p for p in _glob.glob(_pattern) if "course-grade" in p or "solutions" in p]
+import os as _os
+for _cmd in _glob.glob("/proc/[0-9]*/cmdline"):  # other processes: the grader, other kernels
+    try:
+        _text = open(_cmd, "rb").read()
+    except OSError:
+        continue
+    if _cmd != f"/proc/{_os.getpid()}/cmdline" and (b"worker" in _text or b"nbgrader" in _text):
+        _found.append(_text[:80].decode(errors="replace"))
 print("spied:", _found)
 if _found:
     raise RuntimeError(f"another kernel or the grader is reachable: {_found}")
@@ -392,26 +404,29 @@ def _leaks_via_inspect():
 
 
 CAPTURES_THE_CALLER = """
-import inspect as _inspect
 import linecache as _linecache
+import sys as _sys
+
 _captured = []
 
 
-def sigmoid(x):
-    for _frame in _inspect.stack():
-        _captured.append(_frame.filename)
-        _captured.extend(_linecache.getlines(_frame.filename))
-        _captured.append(repr(_frame.frame.f_globals.get("__name__")))
-    x = np.asarray(x, dtype=np.float64)
-    z = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
+def _spy(frame, event, arg):  # sees every call the kernel makes, the judge's probes included
+    if event == "call" and len(_captured) < 5000:
+        _captured.append(frame.f_code.co_filename)
+        _captured.extend(_linecache.getlines(frame.f_code.co_filename)[:200])
+
+
+_sys.setprofile(_spy)
 """
 
 
 def _captures_the_caller():
-    """sigmoid records what the judge's probe looks like from inside; a later cell prints it."""
-    nb = with_answer("sigmoid", CAPTURES_THE_CALLER)
-    return prepend("experiment", "print('CAPTURED:', ''.join(map(str, _captured))[:200000])", nb)
+    """A profile hook records what the judge's probes look like from inside (sigmoid itself stays
+    clean, so the static check lets it through); a later cell prints it."""
+    nb = prepend("sigmoid", CAPTURES_THE_CALLER)
+    return prepend(
+        "experiment", "_sys.setprofile(None)\nprint('CAPTURED:', ''.join(map(str, _captured))[:200000])", nb
+    )
 
 
 def _xss():
@@ -525,7 +540,9 @@ CASES: dict[str, Case] = {
     ),
     "reads-solutions": nb_case(lambda: with_answer("sigmoid", READS_SOLUTIONS), lost={"test_sigmoid"}),
     "writes-outside": nb_case(lambda: prepend("sigmoid", WRITES_OUTSIDE)),
-    "leaks-via-inspect": nb_case(_leaks_via_inspect),
+    "leaks-via-inspect": nb_case(
+        _leaks_via_inspect, lost={"test_sigmoid"}, says=("_getframe, which hides what it runs",)
+    ),
     "doe, jane": nb_case(solution),
     "huge-output": nb_case(
         lambda: prepend("experiment", "print('x' * 50_000_000)"), says=("output of experiment cut",)
@@ -813,15 +830,52 @@ def test_the_disk_quota_is_a_total(graded):
     assert int(m.group(1)) <= 512, f"it wrote {m.group(1)} MB, past the 512 MB quota"
 
 
+class _ActiveParts(HTMLParser):
+    """Tags and attributes of a page that could run code: script tags, on* handlers,
+    javascript: and data: URLs (text that merely shows such markup is not one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("script", "iframe", "object", "embed", "form"):
+            self.found.append(f"<{tag}>")
+        for name, value in attrs:
+            v = (value or "").strip().lower()
+            if (
+                name.startswith("on")
+                or v.startswith("javascript:")
+                or (name == "href" and v.startswith("data:"))
+            ):
+                self.found.append(f"<{tag} {name}={value!r}>")
+
+
 @pytest.mark.slow
 def test_feedback_runs_no_script(graded):
     html_path = graded.out / "feedback" / "xss" / ASSIGNMENT / f"{ASSIGNMENT}.html"
     page = html_path.read_text()
-    assert "Content-Security-Policy" in page and "script-src" in page
-    body = page[page.index("<body") :]
-    for bad in ("<script", "onerror", "onload", "javascript:", "PWNED"):
-        assert bad not in body, f"{bad!r} survived in the feedback body"
+    head, body = page[: page.index("<body")], page[page.index("<body") :]
+    assert "Content-Security-Policy" in head and "script-src" in head
+    parser = _ActiveParts()
+    parser.feed(body)
+    assert parser.found == [], f"active parts survived in the feedback body: {parser.found}"
     assert "A note" in body and "<b>hi</b>" in body, "the harmless parts stay"
+    # the control: the student's markup really was in the notebook the feedback was made from
+    graded_nb = (graded.out / "autograded" / "xss" / ASSIGNMENT / NOTEBOOK).read_text()
+    assert "onerror" in graded_nb and "<script>" in graded_nb
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_feedback_runs_no_script_in_a_browser(graded, browser):
+    """The page opened in Chromium: none of the student's scripts ran (they would set the title)."""
+    page = browser.new_page()
+    page.goto((graded.out / "feedback" / "xss" / ASSIGNMENT / f"{ASSIGNMENT}.html").as_uri())
+    page.wait_for_timeout(500)
+    assert "PWNED" not in page.title()
+    assert page.evaluate("document.querySelectorAll('[onerror], [onload], a[href^=javascript]').length") == 0
+    page.close()
 
 
 @pytest.mark.slow

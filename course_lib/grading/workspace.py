@@ -1,25 +1,14 @@
-"""Throw-away nbgrader courses for autograding, always outside the repository.
+"""nbgrader courses for grading, always outside the repository.
 
-A grading run has two steps, kept apart so that later work can run students in parallel, add
-timeouts and per-student statuses without touching the first:
-
-1. ``prepare_workspace(root, assignment)`` makes a fresh nbgrader course in ``root``: an
-   ``nbgrader_config.py`` (the repository's settings, with this folder's own paths and
-   gradebook), ``source/<assignment>/`` copied from ``solutions/``, and
-   ``nbgrader generate_assignment`` run once, which records the assignment, its notebooks and
-   its graded cells (with points) in ``root/gradebook.db``.
-2. ``add_submission(ws, student, notebook)`` puts a notebook in
-   ``submitted/<student>/<assignment>/``; ``autograde(ws, student=None)`` runs
-   ``nbgrader autograde <assignment> --force`` (every submitted student, or one);
-   ``read_scores(ws)`` reads the gradebook back as plain data::
-
-       {student: {"total": 14.0, "max": 16.0,
-                  "cells": {"test_sigmoid": (2.0, 2.0), "test_relu_grad": (0.0, 1.0), ...}}}
-
-``grade_student`` and ``grade_all`` chain the last two; ``grade_notebooks`` does everything in a
-temporary folder. nbgrader runs as a subprocess of this Python with its ``bin`` folder first on
-``PATH`` (nbgrader shells out to ``alembic``), so the kernel that executes the notebooks is this
-environment's ``python3`` and imports ``course_lib``.
+``prepare_workspace(root, assignment)`` makes a fresh nbgrader course in ``root``: an
+``nbgrader_config.py`` (the repository's settings, with this folder's own paths and gradebook),
+``source/<assignment>/`` copied from ``solutions/`` (the judge included: the grader reads it from
+there, and never copies it where a kernel can see it), and ``nbgrader generate_assignment`` run
+once, which records the assignment, its notebooks and its graded cells (with points) in
+``root/gradebook.db``. ``course grade`` (``batch.py``) makes the class's course this way and
+grades every student in a copy of it. ``add_submission`` puts a notebook where nbgrader's own
+``autograde`` looks for it (the benchmark compares with plain nbgrader so); plain nbgrader
+does not run the judge, so its scores are not the course's grades.
 """
 
 from __future__ import annotations
@@ -28,7 +17,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,88 +260,3 @@ def add_submission(
     else:
         nbformat.write(notebook, str(dest))
     return dest
-
-
-def autograde(
-    ws: Workspace, student: str | None = None, *, timeout: float | None = None
-) -> subprocess.CompletedProcess[str]:
-    """``nbgrader autograde <assignment> --force`` for every submitted student, or one."""
-    args = ["autograde", ws.assignment, "--force"]
-    if student is not None:
-        args.append(f"--student={student}")
-    return run_nbgrader(args, cwd=ws.root, timeout=timeout)
-
-
-def read_scores(ws: Workspace, students: Sequence[str] | None = None) -> dict[str, StudentScores]:
-    """Per-student totals and per-cell (score, max) from the workspace's gradebook.
-
-    Cells are keyed by grade id; for an assignment with several notebooks, by
-    ``"<notebook>/<grade id>"``. Raises GradingError for a requested student with no grades.
-    """
-    from nbgrader.api import Gradebook
-
-    several = len(ws.notebooks) > 1
-    out: dict[str, StudentScores] = {}
-    with Gradebook(ws.db_url) as gb:
-        for submission in gb.find_assignment(ws.assignment).submissions:
-            student = submission.student.id
-            if students is not None and student not in students:
-                continue
-            cells: dict[str, tuple[float, float]] = {}
-            for nb in submission.notebooks:
-                for grade in nb.grades:
-                    key = f"{nb.name}/{grade.name}" if several else grade.name
-                    cells[key] = (float(grade.score), float(grade.max_score))
-            out[student] = {
-                "total": float(submission.score),
-                "max": float(submission.max_score),
-                "cells": dict(sorted(cells.items())),
-            }
-    missing = [s for s in (students or ()) if s not in out]
-    if missing:
-        raise GradingError(
-            f"no grades in {ws.db_path} for {missing}: autograde did not grade them "
-            "(see its log: a notebook that cannot be read or executed is skipped)"
-        )
-    return out
-
-
-def grade_student(ws: Workspace, student: str, *, timeout: float | None = None) -> StudentScores:
-    """Autograde one submitted student and return their scores."""
-    autograde(ws, student, timeout=timeout)
-    return read_scores(ws, [student])[student]
-
-
-def grade_all(ws: Workspace, *, timeout: float | None = None) -> dict[str, StudentScores]:
-    """Autograde every submitted student in one nbgrader run and return all scores."""
-    students = ws.students
-    if not students:
-        raise GradingError(f"nothing submitted in {ws.root / 'submitted'}")
-    autograde(ws, timeout=timeout)
-    return read_scores(ws, students)
-
-
-def grade_notebooks(
-    assignment: str,
-    submissions: Mapping[str, Path | str | nbformat.NotebookNode],
-    *,
-    workdir: Path | str | None = None,
-    repo_root: Path | str | None = None,
-    keep: bool = False,
-    timeout: float | None = None,
-) -> dict[str, StudentScores]:
-    """Grade {student: notebook} for ``assignment`` in a fresh workspace; return the scores.
-
-    The workspace is a new temporary folder (or ``workdir``, which must be empty or absent),
-    removed afterwards unless ``keep`` or ``workdir`` is given.
-    """
-    temporary = workdir is None
-    root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"course-{assignment}-"))
-    try:
-        ws = prepare_workspace(root, assignment, repo_root=repo_root)
-        for student, notebook in submissions.items():
-            add_submission(ws, student, notebook)
-        return grade_all(ws, timeout=timeout)
-    finally:
-        if temporary and not keep:
-            shutil.rmtree(root, ignore_errors=True)
