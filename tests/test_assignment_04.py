@@ -1,17 +1,24 @@
 """Assignment 04 (regularization) end to end: the solution scores full marks, the release zero, and
 each graded part loses exactly its points for a plausible wrong answer or a delegating one.
 
-Fast tests check the notebooks' structure and run every fake student in process; the ``slow``
-ones grade the solution, the release and a class of fake students with real nbgrader, in one
-workspace (outside the repository) and one ``nbgrader autograde`` run, and compare every per-cell
-score. Evaluation mode is graded on its own (``test_dropout_eval``), so an answer that scales by
-1 - p at test time loses that part only; the backward pass is tested on caches the test builds, so
-a wrong forward pass does not cost the backward part too.
+The hidden tests live in ``solutions/04-regularization/judge.py``: the judge decides every part
+outside the student's kernel, on the visible examples and on hidden inputs drawn per student id.
+Fast tests check the notebooks' and the judge's structure and judge every fake student in process;
+the ``slow`` ones grade the solution, the release and a class of fake students with ``course
+grade`` (real nbgrader, sandboxed kernels, the judge) and compare every per-cell score. Evaluation
+mode is graded on its own (``test_dropout_eval``), so an answer that scales by 1 - p at test time
+loses that part only; the backward pass is judged on caches the judge builds, so a wrong forward
+pass does not cost the backward part too. Dropout is random: the forward part is judged on the
+statistics of the mask, so the solution must pass it for many student ids and every wrong dropout
+answer fail it for every one.
 """
 
 from __future__ import annotations
 
-from assignment_harness import AssignmentSuite, delegating, wrong
+from assignment_harness import AssignmentSuite, delegating, judge_of, nbgrader_meta, read, wrong
+from threadpoolctl import threadpool_limits
+
+from course_lib.grading.judge import InProcessKernel, judge_part
 
 ASSIGNMENT = "04-regularization"
 
@@ -333,6 +340,70 @@ DELEGATING = {
     ),
 }
 
+#: Delegations that hide what they call: an attribute stored on np, importlib, torch renamed.
+DELEGATING |= {
+    "l2_grads-stashes-course_lib-on-numpy": delegating(
+        "l2_grads",
+        """
+        from course_lib.numpy_impl import regularization as _R
+
+        np.weight_decay = _R.l2_grad  # an attribute stored on an allowed module
+
+        def l2_grads(params, lam):
+            return {
+                name: np.weight_decay(np.asarray(v, dtype=np.float64), lam) if name.startswith("W")
+                else np.zeros_like(np.asarray(v, dtype=np.float64))
+                for name, v in params.items()
+            }
+        """,
+        "test_l2",
+    ),
+    "max_norm-imports-by-name": delegating(
+        "max_norm",
+        """
+        import importlib
+
+        def max_norm(W, c):
+            return importlib.import_module("course_lib.numpy_impl.regularization").max_norm(
+                np.asarray(W, dtype=np.float64), c
+            )
+        """,
+        "test_max_norm",
+    ),
+    "ensemble-calls-torch-under-another-name": delegating(
+        "ensemble_predict",
+        """
+        import torch.nn.functional as array_ops
+
+        def ensemble_predict(logits):
+            import torch as tensor_lib
+
+            z = tensor_lib.as_tensor(np.asarray(logits, dtype=np.float64))
+            return array_ops.softmax(z, dim=2).mean(dim=0).argmax(dim=1).numpy()
+        """,
+        "test_ensemble_predict",
+    ),
+    "dropout_backward-helper-calls-torch": delegating(
+        "dropout_backward",
+        """
+        import torch
+
+        def _scale(dout, keep, p):
+            t = torch.as_tensor(np.asarray(dout, dtype=np.float64))
+            return torch.where(torch.as_tensor(keep), t / (1.0 - p), torch.zeros_like(t)).numpy()
+
+        def dropout_backward(dout, cache):
+            if cache is None:
+                return dout
+            keep, p = cache
+            if p >= 1.0:
+                return np.zeros_like(dout, dtype=np.float64)
+            return _scale(dout, keep, p)
+        """,
+        "test_dropout_backward",
+    ),
+}
+
 #: Graded by real nbgrader (a few seconds per student): one wrong answer per part, and delegation.
 NBGRADER_WRONG = (
     "dropout-scales-by-p",
@@ -348,7 +419,31 @@ NBGRADER_DELEGATING = (
     "dropout_forward-calls-torch",
     "l2-calls-course_lib",
     "ensemble-calls-scipy-softmax",
+    "l2_grads-stashes-course_lib-on-numpy",
 )
+
+#: The wrong answers of the statistical part (dropout's forward pass), and how many student ids
+#: each is judged for; the solution must pass it for SOLUTION_IDS ids.
+DROPOUT_WRONG = tuple(name for name, case in WRONG.items() if case.fails == {"test_dropout_forward"})
+SOLUTION_IDS, WRONG_IDS = 50, 10
+
+
+def _namespace(nb) -> dict:
+    """The namespace a grading kernel has after running ``nb``'s cells (test and not-run cells skipped)."""
+    judge, ns = judge_of(ASSIGNMENT), {"__name__": "__main__"}
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        if cell.cell_type != "code" or meta.get("grade") or meta.get("grade_id") in judge.not_run:
+            continue
+        exec(compile(cell.source, f"<cell {meta.get('grade_id')}>", "exec"), ns)  # noqa: S102
+    return ns
+
+
+def _dropout_verdicts(nb, students):
+    judge = judge_of(ASSIGNMENT)
+    kernel = InProcessKernel(_namespace(nb))
+    with threadpool_limits(1):
+        return [judge_part(judge, "test_dropout_forward", kernel, student=s) for s in students]
 
 
 class TestAssignment04(AssignmentSuite):
@@ -366,3 +461,18 @@ class TestAssignment04(AssignmentSuite):
 
     def test_evaluation_mode_is_its_own_part(self):
         assert "test_dropout_eval" in POINTS, "one part checks that evaluation mode is the identity"
+
+    def test_the_solution_passes_dropout_for_many_students(self):
+        """Dropout's forward part is statistical (the fraction dropped within 5 standard errors,
+        the independence of the mask): the solution passes it whatever the student's draws."""
+        solution = read(self.solution_path())
+        verdicts = _dropout_verdicts(solution, [f"student-{i}" for i in range(SOLUTION_IDS)])
+        assert [v.message for v in verdicts if not v.passed] == []
+
+    def test_every_wrong_dropout_fails_for_every_student(self):
+        assert len(DROPOUT_WRONG) >= 4, DROPOUT_WRONG
+        for case in DROPOUT_WRONG:
+            nb = WRONG[case].apply(read(self.solution_path()))
+            verdicts = _dropout_verdicts(nb, [f"student-{i}" for i in range(WRONG_IDS)])
+            passed = [i for i, v in enumerate(verdicts) if v.passed]
+            assert passed == [], f"{case} passes test_dropout_forward for student ids {passed}"
