@@ -425,7 +425,7 @@ def _captures_the_caller():
     clean, so the static check lets it through); a later cell prints it."""
     nb = prepend("sigmoid", CAPTURES_THE_CALLER)
     return prepend(
-        "experiment", "_sys.setprofile(None)\nprint('CAPTURED:', ''.join(map(str, _captured))[:200000])", nb
+        "experiment", "_sys.setprofile(None)\nprint('CAPTURED:', ''.join(map(str, _captured))[:60000])", nb
     )
 
 
@@ -541,7 +541,7 @@ CASES: dict[str, Case] = {
     "reads-solutions": nb_case(lambda: with_answer("sigmoid", READS_SOLUTIONS), lost={"test_sigmoid"}),
     "writes-outside": nb_case(lambda: prepend("sigmoid", WRITES_OUTSIDE)),
     "leaks-via-inspect": nb_case(
-        _leaks_via_inspect, lost={"test_sigmoid"}, says=("_getframe, which hides what it runs",)
+        _leaks_via_inspect, lost={"test_sigmoid"}, says=("test_sigmoid: no credit", "_getframe")
     ),
     "doe, jane": nb_case(solution),
     "huge-output": nb_case(

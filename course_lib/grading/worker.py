@@ -305,6 +305,10 @@ def grade_task(task: dict[str, Any]) -> dict[str, Any]:
     for nb in graded_nbs.values():
         for label in _errors(nb, "MemoryError"):
             result["notes"].append(f"MemoryError in {label} (memory limit {task['sandbox']['memory_mb']} MB)")
+    for gid, verdict in (events.get("verdicts") or {}).items():  # the static check's findings
+        if verdict.get("delegation"):
+            found = "; ".join(verdict["delegation"][:3])
+            result["notes"].append(f"{gid}: no credit, the answer delegates ({found})")
     for item in events.get("truncated", []):
         result["notes"].append(f"output of {item['label']} cut ({item['chars'] / 1e6:.1f} MB)")
 
