@@ -3,9 +3,13 @@
 It runs the notebook from top to bottom in a fresh kernel, the way the grader will, but with the
 *released* version of every test and locked cell (a test cell edited to ``pass`` is checked with
 the original; a deleted one is put back) and reports, part by part, which visible tests pass.
-Hidden tests are not run (they are not in the student's notebook): passing here is necessary,
-not sufficient. Warnings name edited, deleted, copied or moved test cells, renamed grade ids and
-a changed kernelspec: the grader undoes them, so they are at best useless.
+The released version comes from the course repository when the notebook is in a clone, else from
+the copies installed with the package (``course_lib/_exercises/``, written by ``course release``),
+so the check is the same on a laptop, Colab or a JupyterHub. The grader's hidden checks are not
+run (they are the instructor's): passing here is necessary, not sufficient. Warnings name edited,
+deleted, copied or moved test cells, renamed grade ids, a renamed file, a changed kernelspec and
+answers that call ``course_lib``, torch or scipy (the grader gives those no credit). The kernel
+talks to this process over IPC sockets in a private folder, never TCP.
 
 Exit status: 0 when every visible test passes and there is no warning; 1 when a test fails or
 there is a warning; 2 when the notebook cannot be read or run. (``nbgrader validate`` always
@@ -29,6 +33,9 @@ from course_lib.grading.submissions import (
     normalize,
 )
 from course_lib.grading.workspace import PACKAGE_ROOT, find_repo_root, nbgrader_env
+
+#: The released notebooks installed with the package (``course release`` writes them).
+PACKAGED = Path(__file__).resolve().parents[1] / "_exercises"
 
 
 @dataclass
@@ -58,7 +65,7 @@ class CheckReport:
     def text(self) -> str:
         lines = [f"course check {self.notebook.name}"]
         if self.release is None:
-            lines.append("  (no released notebook of this name found: the notebook's own tests are run)")
+            lines.append("  (no released notebook of this name is known: the notebook's own tests are run)")
         width = max([len(p.grade_id) for p in self.parts] + [4])
         for p in self.parts:
             mark = "PASS" if p.passed else "FAIL"
@@ -82,7 +89,10 @@ class CheckReport:
                 "All visible tests pass. When grading, the judge checks every part again on hidden inputs."
             )
         elif self.warnings:
-            lines.append("Fix the warnings: the grader restores the original test cells.")
+            lines.append(
+                "Fix the warnings before you submit: edited test cells change nothing (the grader "
+                "checks every part itself), a renamed file is not graded at all."
+            )
         return "\n".join(lines)
 
 
@@ -100,14 +110,17 @@ def find_release(notebook: Path, nb: nbformat.NotebookNode) -> Path | None:
         pass
     roots.append(PACKAGE_ROOT)
     ids = {nbgrader_meta(c).get("grade_id") for c in nb.cells} - {None}
-    for root in roots:
-        exercises = root / "exercises"
+    folders = [(root / "exercises", "*/*.ipynb") for root in roots] + [(PACKAGED, "*.ipynb")]
+    for exercises, pattern in folders:
         if not exercises.is_dir():
             continue
-        direct = exercises / notebook.stem / f"{notebook.stem}.ipynb"
-        if direct.is_file():
-            return direct
-        for candidate in sorted(exercises.glob("*/*.ipynb")):
+        for direct in (
+            exercises / notebook.stem / f"{notebook.stem}.ipynb",
+            exercises / f"{notebook.stem}.ipynb",
+        ):
+            if direct.is_file():
+                return direct
+        for candidate in sorted(exercises.glob(pattern)):
             ref = nbformat.read(str(candidate), as_version=4)
             ref_ids = {nbgrader_meta(c).get("grade_id") for c in ref.cells} - {None}
             if ref_ids and len(ids & ref_ids) >= len(ref_ids) / 2:
@@ -135,7 +148,20 @@ def check_notebook(path: Path | str, *, timeout: int = 60, kernel_name: str = "p
         nb, notes = normalize(nb, release, restore_sources=True)
         report.warnings += [n for n in notes if not n.startswith("stored outputs")]
         if path.name != release_path.name:
-            report.warnings.append(f"submit the notebook as {release_path.name}, not {path.name}")
+            report.warnings.append(
+                f"this file is named {path.name}: submit it as {release_path.name}, or the grader cannot "
+                "find it (a notebook with another name is not graded)"
+            )
+        if nb.metadata.get("kernelspec", {}).get("name") != release.metadata.get("kernelspec", {}).get(
+            "name"
+        ):
+            pass  # normalize reported it
+        report.warnings += _delegation_warnings(nb)
+    else:
+        report.warnings.append(
+            "no released version of this notebook is known here, so edited or deleted test cells cannot "
+            "be detected: install the course package (see the notebook's first cell) or run this in a clone"
+        )
     tests = [c for c in nb.cells if cell_role(c) == "test"]
     if not tests:
         raise CheckError(f"{path.name} has no graded test cells: is it an assignment notebook?")
@@ -145,8 +171,12 @@ def check_notebook(path: Path | str, *, timeout: int = 60, kernel_name: str = "p
         for item in path.parent.iterdir():  # data files next to the notebook, not the notebook
             if item.is_file() and item.suffix != ".ipynb" and item.stat().st_size < 100e6:
                 shutil.copy(item, workdir / item.name)
+        from jupyter_client.manager import AsyncKernelManager
+
+        (workdir / ".ipc").mkdir(mode=0o700)
+        km = AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=str(workdir / ".ipc" / "k"))
         client = NotebookClient(
-            nb, timeout=timeout, kernel_name=kernel_name, allow_errors=True,
+            nb, km=km, timeout=timeout, kernel_name=kernel_name, allow_errors=True,
             interrupt_on_timeout=True, resources={"metadata": {"path": str(workdir)}},
         )  # fmt: skip
         import os
@@ -160,6 +190,10 @@ def check_notebook(path: Path | str, *, timeout: int = 60, kernel_name: str = "p
         finally:
             os.environ.clear()
             os.environ.update(saved)
+            from jupyter_core.utils import run_sync
+
+            if km.has_kernel:  # our kernel manager: nbclient leaves the kernel to us
+                run_sync(km.shutdown_kernel)(now=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -174,6 +208,34 @@ def check_notebook(path: Path | str, *, timeout: int = 60, kernel_name: str = "p
         elif error:
             report.answer_errors.append((meta["grade_id"], error))
     return report
+
+
+def _delegation_warnings(nb: nbformat.NotebookNode) -> list[str]:
+    """The static check the grader runs, on every function an answer cell defines."""
+    import ast
+
+    from course_lib.grading.integrity import delegation_problems
+    from course_lib.grading.judge import code_cells
+
+    sources, trusted, labels = code_cells(nb)
+    names = []
+    for cell in nb.cells:
+        if cell_role(cell) != "answer" or cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        names += [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+    warnings = []
+    for name in names:
+        found = delegation_problems(sources, [name], trusted=trusted, labels=labels)
+        if found:
+            warnings.append(
+                f"{name} delegates ({'; '.join(found[:2])}): answers that call course_lib, torch, scipy or "
+                "scikit-learn get no credit when graded"
+            )
+    return warnings
 
 
 def _first_error(cell) -> str:

@@ -360,7 +360,8 @@ def load_notebook(path: Path | str) -> tuple[nbformat.NotebookNode | None, str |
     except json.JSONDecodeError as err:
         return (
             None,
-            f"{path.name} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}",
+            f"{path.name} is not valid JSON ({err.msg}, line {err.lineno}, column {err.colno}): "
+            "re-download it, or restore it from your last checkpoint",
             notes,
         )
     if not isinstance(data, dict) or "cells" not in data or "nbformat" not in data:
