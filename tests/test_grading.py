@@ -1092,7 +1092,7 @@ def test_a_notebook_without_the_assignment_cells_is_foreign():
         (b"  \n", "only white space"),
         (b"\x89PNG\r\n\x1a\n....", "a PNG image"),
         (b"%PDF-1.4 ...", "a PDF document"),
-        (b'{"cells": [', "not valid JSON: Expecting value at line 1, column 12"),
+        (b'{"cells": [', "not valid JSON (Expecting value, line 1, column 12)"),
         (b'{"a": 1}', "JSON but not a notebook"),
         (b"\xff\xfe\x00", "not UTF-8"),
     ],
