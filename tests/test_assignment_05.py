@@ -2,21 +2,21 @@
 release zero, and each graded part loses exactly its points for a plausible wrong answer or a
 delegating one.
 
-The shared suite (``assignment_harness.AssignmentSuite``) checks the structure, runs every fake
-student in process and grades a class of them with real nbgrader. Nesterov momentum is graded on
-its own (``test_nesterov``), as is Adam's first step (``test_adam_first_step``, the bias
-correction) and batch norm's evaluation mode (``test_batchnorm_eval``), so that an answer wrong in
-one of them loses that part only. The hidden tests follow 20-step trajectories against
-``torch.optim`` on fixed gradients, with a learning rate that changes every step (where PyTorch's
-momentum form and Keras's part ways) and with gradients small enough that the place of Adam's
-epsilon matters.
+The shared suite (``assignment_harness.AssignmentSuite``) checks the structure, judges every fake
+student in process (``solutions/05-optimization/judge.py``, hidden inputs drawn per student) and
+grades a class of them with real nbgrader. Nesterov momentum is graded on its own
+(``test_nesterov``), as is Adam's first step (``test_adam_first_step``, the bias correction) and
+batch norm's evaluation mode (``test_batchnorm_eval``), so that an answer wrong in one of them
+loses that part only. The judge follows 20-step trajectories against ``torch.optim`` on fixed
+gradients, with a learning rate that changes every step (where PyTorch's momentum form and Keras's
+part ways) and with gradients small enough that the place of Adam's epsilon matters.
 """
 
 from __future__ import annotations
 
 import textwrap
 
-from assignment_harness import HIDDEN_BEGIN, AssignmentSuite, cell_by_id, delegating, read, wrong
+from assignment_harness import AssignmentSuite, delegating, judged_verdicts, read, wrong
 
 ASSIGNMENT = "05-optimization"
 
@@ -343,6 +343,54 @@ DELEGATING = {
         """,
         "test_cosine_restarts",
     ),
+    "adam-imports-by-name": delegating(  # importlib hides the module from a reader
+        "adam_step",
+        """
+        import importlib
+
+
+        def adam_step(w, g, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+            optimizers = importlib.import_module("course_lib.numpy_impl.optimizers")
+            opt = optimizers.Adam(lr=lr, betas=betas, eps=eps)
+            opt.state["w"] = {k: (np.array(v, dtype=np.float64) if k != "t" else v) for k, v in state.items()}
+            params = {"w": np.array(w, dtype=np.float64)}
+            opt.step(params, {"w": np.asarray(g, dtype=np.float64)})
+            return params["w"], opt.state["w"]
+        """,
+        "test_adam_first_step",
+        "test_adam",
+    ),
+    "exponential-stashed-on-numpy": delegating(  # an attribute stored on an allowed module
+        "exponential_decay",
+        """
+        from course_lib.numpy_impl import schedules as _schedules
+
+        np.decay = _schedules.exponential_decay
+
+
+        def exponential_decay(step, lr0, decay_rate, decay_steps, staircase=False):
+            return float(np.decay(step, lr0, decay_rate, decay_steps, staircase))
+        """,
+        "test_exponential_decay",
+    ),
+    "nesterov-torch-under-another-name": delegating(
+        "momentum_step",
+        """
+        import torch.optim as numpy_optim
+        from torch import tensor as asarray
+
+
+        def momentum_step(w, g, velocity, lr, momentum=0.9, nesterov=False):
+            p = asarray(np.array(w, dtype=np.float64), requires_grad=True)
+            opt = numpy_optim.SGD([p], lr=lr, momentum=momentum, nesterov=nesterov)
+            opt.state[p]["momentum_buffer"] = asarray(np.array(velocity, dtype=np.float64))
+            p.grad = asarray(np.asarray(g, dtype=np.float64))
+            opt.step()
+            return p.detach().numpy(), opt.state[p]["momentum_buffer"].numpy()
+        """,
+        "test_momentum",
+        "test_nesterov",
+    ),
     "batchnorm-calls-torch": delegating(
         "batchnorm_forward",
         """
@@ -380,6 +428,7 @@ NBGRADER_DELEGATING = (
     "momentum-calls-torch-optim",
     "adam-calls-course_lib",
     "batchnorm-calls-torch",
+    "exponential-stashed-on-numpy",
 )
 
 
@@ -406,14 +455,36 @@ class TestAssignment05(AssignmentSuite):
         }
         assert {"test_adam_first_step", "test_batchnorm_train", "test_batchnorm_eval"} <= set(POINTS)
 
-    def test_hidden_tests_compare_whole_trajectories_with_torch(self):
-        """The issue: hidden tests compare trajectories on fixed gradients (20 steps, against torch)."""
-        nb = read(self.solution_path())
-        for test_id, reference in (
-            ("test_momentum", "torch.optim.SGD"),
-            ("test_nesterov", "torch.optim.SGD"),
-            ("test_adam", "torch.optim.Adam"),
-        ):
-            source = cell_by_id(nb, test_id).source
-            hidden = source[source.index(HIDDEN_BEGIN) :]
-            assert reference in hidden and "range(20)" in hidden, test_id
+    def test_hidden_tests_compare_whole_trajectories_with_torch(self, monkeypatch):
+        """The issue: the judge compares trajectories on fixed gradients (20 steps, against torch):
+        it builds torch.optim.SGD (plain and Nesterov) and torch.optim.Adam and steps each 20 times."""
+        import torch
+
+        made = []
+
+        def spy(base):
+            class Spy(base):
+                def __init__(self, *args, **kwargs):
+                    super().__init__(*args, **kwargs)
+                    self.steps = 0
+                    made.append(self)
+
+                def step(self, *args, **kwargs):
+                    self.steps += 1
+                    return super().step(*args, **kwargs)
+
+            Spy.__name__ = base.__name__
+            return Spy
+
+        for name in ("SGD", "Adam"):
+            monkeypatch.setattr(torch.optim, name, spy(getattr(torch.optim, name)))
+        verdicts = judged_verdicts(read(self.solution_path()), ASSIGNMENT, student="trajectories")
+        assert all(v.passed for v in verdicts.values()), {k: v.message for k, v in verdicts.items()}
+
+        def runs(kind, nesterov=False):
+            return [o for o in made if type(o).__name__ == kind and o.steps == 20
+                    and bool(o.defaults.get("nesterov", False)) == nesterov]  # fmt: skip
+
+        assert len(runs("SGD")) >= 3, "momentum: 3 trajectories of 20 steps against torch.optim.SGD"
+        assert len(runs("SGD", nesterov=True)) >= 2, "Nesterov: 2 trajectories against SGD(nesterov=True)"
+        assert len(runs("Adam")) >= 3, "Adam: 3 trajectories of 20 steps against torch.optim.Adam"

@@ -2,16 +2,21 @@
 marks, the release zero, and each graded part loses exactly its points for a plausible wrong answer
 or a delegating one.
 
-Fast tests check the notebooks' structure and run every fake student in process; the ``slow`` ones
-grade the solution, the release and a class of fake students with real nbgrader, in one workspace
-(outside the repository) and one ``nbgrader autograde`` run. ``random_search`` is tested with a
-sampler the test passes in, and ``residual_backward`` on caches the test builds, so a wrong
-``sample_config`` or ``residual_forward`` does not cost those parts too.
+The shared suite (``assignment_harness.AssignmentSuite``) checks the structure, judges every fake
+student in process (``solutions/06-search/judge.py``, hidden inputs drawn per student) and grades a
+class of them with real nbgrader. ``random_search`` is judged with samplers and objectives the
+judge defines inside the kernel, and ``residual_backward`` on caches the judge builds, so a wrong
+``sample_config`` or ``residual_forward`` does not cost those parts too. ``sample_config`` is judged
+by statistics of 10,000 draws from each student's own Generator: the tests below check that the
+solution passes for 50 student ids and that every wrong sampler fails for each of 10.
 """
 
 from __future__ import annotations
 
-from assignment_harness import AssignmentSuite, delegating, wrong
+from assignment_harness import AssignmentSuite, delegating, judge_of, nbgrader_meta, read, wrong
+from threadpoolctl import threadpool_limits
+
+from course_lib.grading.judge import InProcessKernel, code_cells, judge_part
 
 ASSIGNMENT = "06-search"
 
@@ -272,6 +277,65 @@ DELEGATING = {
         """,
         "test_residual_forward",
     ),
+    "sample_config-imports-by-name": delegating(  # importlib hides the module from a reader
+        "sample_config",
+        """
+        import importlib
+
+
+        def sample_config(space, rng):
+            dims = importlib.import_module("course_lib.search")
+            config = {}
+            for name, spec in space.items():
+                if spec[0] == "int" and spec[1] == spec[2]:
+                    config[name] = int(spec[1])
+                elif spec[0] == "int":
+                    config[name] = dims.IntUniform(spec[1], spec[2]).sample(rng, 1)[0]
+                elif spec[0] in ("uniform", "log"):
+                    kind = dims.Uniform if spec[0] == "uniform" else dims.LogUniform
+                    config[name] = kind(spec[1], spec[2]).sample(rng, 1)[0]
+                elif spec[0] == "choice":
+                    config[name] = dims.Categorical(tuple(spec[1])).sample(rng, 1)[0]
+                else:
+                    raise ValueError(spec[0])
+            return config
+        """,
+        "test_sample_config",
+    ),
+    "ei-scipy-under-another-name": delegating(
+        "expected_improvement",
+        """
+        from scipy import special as numpy_special
+
+
+        def expected_improvement(mean, std, best, xi=0.0):
+            mu = np.asarray(mean, dtype=np.float64)
+            sigma = np.broadcast_to(np.asarray(std, dtype=np.float64), mu.shape)
+            g = best - xi - mu
+            safe = np.where(sigma > 0, sigma, 1.0)
+            smooth = g * numpy_special.ndtr(g / safe) + safe * normal_pdf(g / safe)
+            return np.maximum(np.where(sigma > 0, smooth, np.maximum(g, 0.0)), 0.0)
+        """,
+        "test_expected_improvement",
+    ),
+    "residual_backward-stashes-course_lib-on-numpy": delegating(  # an attribute stored on np
+        "residual_backward",
+        """
+        from course_lib.numpy_impl import residual as _residual
+
+        np.rblock = _residual
+
+
+        def residual_backward(dout, cache):
+            x, z, W1, W2 = cache
+            b1 = (z - np.maximum(x, 0) @ W1)[0]
+            params = {"W1": W1, "b1": b1, "W2": W2, "b2": np.zeros(W2.shape[1])}
+            _, full = np.rblock.residual_forward(x, params, "relu")
+            dx, grads = np.rblock.residual_backward(dout, full)
+            return dx, grads["W1"], grads["b1"], grads["W2"], grads["b2"]
+        """,
+        "test_residual_backward",
+    ),
     "residual_backward-calls-torch-autograd": delegating(
         "residual_backward",
         """
@@ -304,9 +368,44 @@ NBGRADER_DELEGATING = (
     "sample_config-calls-course_lib",
     "ei-calls-scipy",
     "residual_backward-calls-torch-autograd",
+    "sample_config-imports-by-name",
 )
 
 
 class TestAssignment06(AssignmentSuite):
     MIN_PARTS = 5
     ISSUE_WRONG = NBGRADER_WRONG
+
+    def test_sampling_statistics_hold_for_50_students_and_fail_every_wrong_sampler(self):
+        """The statistical part: its checks must pass a correct sampler whatever a student's draws,
+        and fail each wrong sampler for every student (not just the three of the shared suite)."""
+        solution = read(self.solution_path())
+        verdicts = part_verdicts(solution, "test_sample_config", [f"student-{i}" for i in range(50)])
+        assert {s: v.message for s, v in verdicts.items() if not v.passed} == {}
+        for case, answer in WRONG.items():
+            if answer.fails != {"test_sample_config"}:
+                continue
+            students = [f"s{i}" for i in range(10)]
+            verdicts = part_verdicts(answer.apply(solution), "test_sample_config", students)
+            assert all(not v.passed for v in verdicts.values()), (
+                f"{case} passes for {[s for s, v in verdicts.items() if v.passed]}"
+            )
+
+
+def part_verdicts(nb, part, students):
+    """The verdicts of one part for many students: the notebook's cells run once (as the in-process
+    judge runs them), then the part is judged once per student id."""
+    judge = judge_of(ASSIGNMENT)
+    sources, trusted, labels = code_cells(nb)
+    ns: dict = {"__name__": "__main__"}
+    with threadpool_limits(1):
+        for cell in nb.cells:
+            meta = nbgrader_meta(cell)
+            if cell.cell_type != "code" or meta.get("grade") or meta.get("grade_id") in judge.not_run:
+                continue
+            exec(compile(cell.source, f"<cell {meta.get('grade_id')}>", "exec"), ns)  # noqa: S102
+        kernel = InProcessKernel(ns)
+        return {
+            s: judge_part(judge, part, kernel, student=s, sources=sources, trusted=trusted, labels=labels)
+            for s in students
+        }
