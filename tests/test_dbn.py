@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 from course_lib.data import load_digits, train_test_split
 from course_lib.numpy_impl.dbn import DBN
 from course_lib.numpy_impl.mlp import MLP
-from course_lib.numpy_impl.rbm import RBM
+from course_lib.numpy_impl.rbm import RBM, MultiSeedRBM
 from course_lib.torch_impl.dbn import DBN as TorchDBN
 from course_lib.torch_impl.mlp import MLP as TorchMLP
 from course_lib.training import fit
@@ -139,3 +139,26 @@ def test_pretrained_deep_sigmoid_net_learns_where_small_random_weights_stall(dig
             acc[name] = net.accuracy(Xte, yte)
     assert acc["dbn"] > 0.6, acc
     assert acc["small"] < 0.25, acc  # still at chance: the vanishing gradient of chapter 1
+
+
+def test_a_stack_of_multiseed_rbms_is_dbn_pretrain_for_every_seed():
+    """Book chapter 3 pretrains the DBNs of several seeds as MultiSeedRBMs, one per layer, each
+    trained on the (S, N, H) hidden probabilities of the one below: member s is DBN(rng=s).pretrain."""
+    X = np.random.default_rng(5).random((53, 12))
+    sizes, seeds = [12, 7, 5], [3, 4]
+    init = [np.random.default_rng(s) for s in seeds]  # DBN(sizes, rng=s) draws every RBM from one stream
+    train = [np.random.default_rng(50 + s) for s in seeds]
+    data, layers = X, []
+    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+        layer = MultiSeedRBM(a, b, init)
+        layer.fit(data, rngs=train, epochs=2, batch_size=10, lr=0.1, momentum=0.5)
+        data = layer.prob_h(data)
+        layers.append(layer)
+    for i, s in enumerate(seeds):
+        dbn = DBN(sizes, rng=s)
+        dbn.pretrain(
+            X, epochs=2, batch_size=10, lr=0.1, momentum=0.5, rng=np.random.default_rng(50 + s), monitor=False
+        )
+        for layer, rbm in zip(layers, dbn.rbms, strict=True):
+            assert_array_equal(layer.W[i], rbm.W)
+        assert_allclose(data[i], dbn.transform(X), rtol=1e-12)

@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from course_lib.gradcheck import numerical_gradient
 from course_lib.numpy_impl import rbm as R
-from course_lib.numpy_impl.rbm import RBM
+from course_lib.numpy_impl.rbm import RBM, MultiSeedRBM
 from course_lib.torch_impl.rbm import RBM as TorchRBM
 
 PARAMS = ("W", "b_v", "b_h")
@@ -527,3 +527,37 @@ def test_rbm_features_beat_raw_pixels_as_in_scikit_learns_example():
         acc_sk = accuracy(sk.transform(Xtr), sk.transform(Xte), 6000.0)
     assert acc_ours > raw + 0.10, (acc_ours, raw)  # scikit-learn's example: about 0.93 vs 0.78
     assert abs(acc_ours - acc_sk) < 0.03, (acc_ours, acc_sk)
+
+
+# --- several seeds at once ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kw", [dict(k=1), dict(k=3), dict(k=1, persistent=True), dict(k=2, persistent=True)])
+def test_multiseed_rbm_members_train_exactly_as_independent_rbms(kw):
+    """Member s of a MultiSeedRBM makes the updates RBM(rng=seeds[s]).fit(rng=rngs[s]) makes alone
+    (float64, bit for bit: the same permutations and the same uniforms in the same order)."""
+    X = (np.random.default_rng(5).random((53, 12)) < 0.3).astype(float)
+    seeds, settings_ = [3, 4, 5], dict(epochs=3, batch_size=10, lr=0.1, momentum=0.5, weight_decay=1e-3, **kw)
+    stacked = MultiSeedRBM(12, 7, seeds, std=0.1)
+    stacked.fit(X, rngs=[10 + s for s in range(3)], **settings_)
+    for s, seed in enumerate(seeds):
+        alone = RBM(12, 7, rng=seed, std=0.1)
+        alone.fit(X, rng=np.random.default_rng(10 + s), monitor=False, **settings_)
+        member = stacked.member(s)
+        for name in ("W", "b_v", "b_h"):
+            assert_array_equal(getattr(member, name), getattr(alone, name), err_msg=f"member {s}, {name}")
+
+
+def test_multiseed_rbm_evaluation_matches_its_members():
+    X = (np.random.default_rng(6).random((20, 9)) < 0.4).astype(float)
+    stacked = MultiSeedRBM(9, 5, [0, 1], std=0.5)
+    stacked.fit(X, rngs=[0, 1], epochs=2, batch_size=5, lr=0.1)
+    for s in range(2):
+        m = stacked.member(s)
+        assert_allclose(stacked.free_energy(X)[s], m.free_energy(X), rtol=1e-12)
+        assert_allclose(stacked.prob_h(X)[s], m.prob_h(X), rtol=1e-12)
+        assert_allclose(stacked.reconstruction_error(X)[s], m.reconstruction_error(X), rtol=1e-12)
+    with pytest.raises(ValueError, match="shape"):
+        stacked.prob_h(np.zeros((4, 8)))
+    with pytest.raises(ValueError, match="one Generator"):
+        stacked.gibbs(X, 1, rngs=[0])

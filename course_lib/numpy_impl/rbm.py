@@ -29,11 +29,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import expit  # one ufunc: sigma(x) without overflow (scikit-learn depends on scipy)
 
 Array = NDArray[np.floating]
 
 # --- pure functions of the parameters ----------------------------------------------------------
+
+
+def expit(p: Array, out: Array | None = None) -> Array:
+    """sigma(p) = (1 + tanh(p / 2)) / 2 elementwise, never overflowing; in place when ``out is p``.
+
+    The same function as ``scipy.special.expit`` (to a few ulp), in NumPy alone: a student's
+    install of the course has no SciPy."""
+    out = np.multiply(p, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1.0
+    out *= 0.5
+    return out
 
 
 def hidden_probs(v: Array, W: Array, b_h: Array) -> Array:
@@ -372,6 +383,207 @@ class RBM:
                         recon.append(self.reconstruction_error(data_))
                         pl.append(float(self.pseudo_likelihood(data_, monitor_rng).mean()))
                 bar.set_postfix(recon=f"{hist.recon_error[-1]:.4f}", pl=f"{hist.pseudo_likelihood[-1]:.1f}")
+            if callback is not None:
+                callback(epoch, self)
+        return hist
+
+
+# --- several seeds at once ----------------------------------------------------------------------
+
+
+class MultiSeedRBM:
+    """S RBMs of one size, one per seed, trained together: ``W`` (S, D, H), ``b_v`` (S, D), ``b_h`` (S, H).
+
+    Member s starts as ``RBM(n_visible, n_hidden, rng=seeds[s], std=std, dtype=dtype)`` and
+    ``fit(X, rngs=...)`` makes exactly the updates ``RBM.fit(X, rng=rngs[s], monitor=False)``
+    would make for it alone: the same permutation per epoch and the same uniforms in the same
+    order, from ``rngs[s]``. Every Gibbs half-step is one batched product (S, N, D) @ (S, D, H),
+    so Python's overhead per update is paid once for all the seeds, which is what makes several
+    seeds of a small RBM cost little more than one (book chapter 3). ``member(s)`` is member s as
+    an ``RBM`` (a copy), for ``log_likelihood`` and every other function that takes one. Inputs
+    are (N, D), shared by the members, or (S, N, D), one batch per member.
+    """
+
+    def __init__(
+        self,
+        n_visible: int,
+        n_hidden: int,
+        seeds,
+        *,
+        std: float = 0.01,
+        dtype: type = np.float64,
+    ) -> None:
+        seeds = list(seeds)
+        if not seeds:
+            raise ValueError("seeds is empty: a MultiSeedRBM needs at least one member")
+        members = [RBM(n_visible, n_hidden, rng=s, std=std, dtype=dtype) for s in seeds]
+        self.n_visible, self.n_hidden, self.dtype = members[0].n_visible, members[0].n_hidden, dtype
+        self.seeds = seeds
+        self.W = np.stack([m.W for m in members])  # (S, D, H)
+        self.b_v = np.zeros((len(seeds), self.n_visible), dtype=dtype)
+        self.b_h = np.zeros((len(seeds), self.n_hidden), dtype=dtype)
+        self.chain: Array | None = None  # PCD: (S, M, H)
+        self.velocity: dict[str, Array] = {}
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def params(self) -> dict[str, Array]:
+        """The stacked parameter arrays themselves: ``W`` (S, D, H), ``b_v`` (S, D), ``b_h`` (S, H)."""
+        return {"W": self.W, "b_v": self.b_v, "b_h": self.b_h}
+
+    def member(self, s: int) -> RBM:
+        """Member s as an independent ``RBM`` (copies of its parameters; no chain, no velocity)."""
+        if not -self.n_seeds <= s < self.n_seeds:
+            raise IndexError(f"member {s} out of range for {self.n_seeds} seeds")
+        rbm = RBM(self.n_visible, self.n_hidden, rng=0, dtype=self.dtype)
+        rbm.W, rbm.b_v, rbm.b_h = self.W[s].copy(), self.b_v[s].copy(), self.b_h[s].copy()
+        return rbm
+
+    def _input(self, v: ArrayLike, n: int, name: str = "v") -> Array:
+        v = np.asarray(v, dtype=self.dtype)
+        shared, stacked = v.ndim == 2, v.ndim == 3 and v.shape[0] == self.n_seeds
+        if not ((shared or stacked) and v.shape[-1] == n):
+            raise ValueError(f"{name} must have shape (N, {n}) or ({self.n_seeds}, N, {n}), got {v.shape}")
+        return v
+
+    def _bernoulli(self, p: Array, rngs) -> Array:
+        """1 where u < p, u drawn per member as ``rngs[s].random(p[s].shape)`` (``bernoulli``'s rule)."""
+        u = np.stack([r.random(p.shape[1:]) for r in rngs])  # (S, N, K)
+        return (u < p).astype(p.dtype)
+
+    def _rngs(self, rngs) -> list[np.random.Generator]:
+        rngs = [np.random.default_rng(r) for r in rngs] if rngs is not None else None
+        if rngs is None or len(rngs) != self.n_seeds:
+            raise ValueError(f"rngs needs one Generator (or seed) per member ({self.n_seeds})")
+        return rngs
+
+    def prob_h(self, v: ArrayLike) -> Array:
+        """p(h = 1 | v) = sigma(v W_s + b_h,s) per member: (N, D) or (S, N, D) -> (S, N, H)."""
+        p = np.matmul(self._input(v, self.n_visible), self.W)
+        p += self.b_h[:, None, :]
+        return expit(p, out=p)
+
+    def prob_v(self, h: ArrayLike) -> Array:
+        """p(v = 1 | h) = sigma(h W_s^T + b_v,s) per member: (S, N, H) -> (S, N, D)."""
+        p = np.matmul(self._input(h, self.n_hidden, "h"), self.W.swapaxes(1, 2))
+        p += self.b_v[:, None, :]
+        return expit(p, out=p)
+
+    def sample_h(self, v: ArrayLike, rngs) -> tuple[Array, Array]:
+        """(p(h = 1 | v), h sampled from it) per member, member s drawing from rngs[s]: two (S, N, H)."""
+        p = self.prob_h(v)
+        return p, self._bernoulli(p, self._rngs(rngs))
+
+    def sample_v(self, h: ArrayLike, rngs) -> tuple[Array, Array]:
+        """(p(v = 1 | h), v sampled from it) per member, member s drawing from rngs[s]: two (S, N, D)."""
+        p = self.prob_v(h)
+        return p, self._bernoulli(p, self._rngs(rngs))
+
+    def free_energy(self, v: ArrayLike) -> Array:
+        """F_s(v) per member and row: (N, D) or (S, N, D) -> (S, N)."""
+        v = self._input(v, self.n_visible)
+        pre = np.matmul(v, self.W) + self.b_h[:, None, :]  # (S, N, H)
+        return -(v * self.b_v[:, None, :]).sum(axis=-1) - np.logaddexp(0.0, pre).sum(axis=-1)
+
+    def reconstruction_error(self, v: ArrayLike) -> Array:
+        """Mean squared (v - p(v | h = p(h | v))) per member: (S,)."""
+        v = self._input(v, self.n_visible)
+        return np.mean((v - self.prob_v(self.prob_h(v))) ** 2, axis=(-2, -1))
+
+    def gibbs(self, v: ArrayLike, steps: int, rngs) -> Array:
+        """``steps`` rounds v -> h -> v per member, member s drawing from rngs[s]: -> (S, N, D)."""
+        rngs = self._rngs(rngs)
+        v = np.broadcast_to(self._input(v, self.n_visible), (self.n_seeds, *np.shape(v)[-2:]))
+        for _ in range(steps):
+            h = self._bernoulli(self.prob_h(v), rngs)
+            v = self._bernoulli(self.prob_v(h), rngs)
+        return v
+
+    def cd_gradient(self, v: ArrayLike, k: int, persistent: bool, rngs) -> dict[str, Array]:
+        """``RBM.cd_gradient`` of every member on its batch v[s] (or the shared batch v)."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        v0 = self._input(v, self.n_visible)
+        v0 = np.broadcast_to(v0, (self.n_seeds, *v0.shape[-2:]))
+        ph0 = self.prob_h(v0)  # (S, N, H)
+        h = self.chain if persistent and self.chain is not None else self._bernoulli(ph0, rngs)
+        for step in range(k):
+            vk = self._bernoulli(self.prob_v(h), rngs)  # (S, M, D)
+            phk = self.prob_h(vk)
+            if persistent or step < k - 1:
+                h = self._bernoulli(phk, rngs)
+        if persistent:
+            self.chain = h
+        n, m = v0.shape[1], vk.shape[1]
+        dW = np.matmul(v0.swapaxes(1, 2), ph0)
+        dW /= n
+        neg = np.matmul(vk.swapaxes(1, 2), phk)
+        neg /= m
+        dW -= neg  # (S, D, H)
+        db_v = v0.sum(axis=1) / n - vk.sum(axis=1) / m
+        db_h = ph0.sum(axis=1) / n - phk.sum(axis=1) / m
+        return {"W": dW, "b_v": db_v, "b_h": db_h}
+
+    def cd_step(self, v, k, lr, persistent, rngs, momentum=0.0, weight_decay=0.0) -> None:
+        """One ``RBM.cd_step`` per member (same momentum and weight-decay rules)."""
+        grads = self.cd_gradient(v, k, persistent, rngs)
+        # In place where RBM.cd_step allocates: the same operations in the same order, so the
+        # same numbers, with fewer passes over the (S, D, H) arrays.
+        for name, p in self.params.items():
+            g = grads[name]  # a fresh array: updating it in place is safe
+            if weight_decay and name == "W":
+                g -= weight_decay * p
+            if momentum:
+                vel = self.velocity.get(name)
+                if vel is None:
+                    vel = self.velocity[name] = g.copy()
+                else:
+                    vel *= momentum
+                    vel += g
+                g = vel
+            p += lr * g
+
+    def fit(
+        self,
+        X: ArrayLike,
+        *,
+        rngs,
+        epochs: int = 10,
+        batch_size: int = 10,
+        lr: float = 0.1,
+        k: int = 1,
+        persistent: bool = False,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        shuffle: bool = True,
+        callback=None,
+    ) -> RBMHistory:
+        """``RBM.fit(X[s], rng=rngs[s], monitor=False, ...)`` for every member s at once.
+
+        X is (N, D), shared by the members, or (S, N, D), one training set per member (the
+        hidden probabilities of the members of the RBM below, in a stack). ``rngs``: one
+        Generator or seed per member; Generators are used, and advanced, in place.
+        ``callback(epoch, model)`` runs after every epoch (monitoring goes there). Returns an
+        ``RBMHistory`` with the epochs and the training seconds of all the members together.
+        """
+        X = self._input(X, self.n_visible, "X")
+        if epochs < 1 or batch_size < 1:
+            raise ValueError("epochs and batch_size must be at least 1")
+        rngs = self._rngs(rngs)
+        n, hist = X.shape[-2], RBMHistory()
+        members = np.arange(self.n_seeds)[:, None]  # (S, 1): with (S, B) row indices, member s's rows
+        for epoch in range(1, epochs + 1):
+            t0 = time.perf_counter()
+            order = np.stack([r.permutation(n) if shuffle else np.arange(n) for r in rngs])  # (S, N)
+            for s in range(0, n, batch_size):
+                rows = order[:, s : s + batch_size]  # (S, B)
+                batch = X[rows] if X.ndim == 2 else X[members, rows]  # (S, B, D)
+                self.cd_step(batch, k, lr, persistent, rngs, momentum, weight_decay)
+            hist.seconds.append(time.perf_counter() - t0)
+            hist.epoch.append(epoch)
             if callback is not None:
                 callback(epoch, self)
         return hist
