@@ -3,6 +3,14 @@
 ``generate_exercises(assignment)`` runs ``nbgrader generate_assignment`` in the repository (its
 ``nbgrader_config.py`` sets ``no_database``, so no gradebook is written there, and ignores the
 judge, ``judge.py``) and checks that the student notebooks carry no outputs and no judge.
+Before it, ``ensure_setup_cell`` puts (or refreshes) the locked first code cell every released
+notebook starts with: nothing when ``course_lib`` imports; otherwise one line with the install
+command for the student's environment, and on Google Colab the install itself. The install
+command is built from ``repository`` in ``_config.yml`` (``install_spec``), the one place it is
+written. After it, ``package_release`` copies the released notebooks into
+``course_lib/_exercises/`` (package data), so that ``course check`` compares a notebook with its
+release outside a clone too.
+
 ``verify_release(assignment)`` grades, with ``course grade`` (the judge, the sandbox) in a
 temporary folder outside the repository, the solution (it must score full marks) and the
 released notebook (it must score zero). ``notebook_differences`` compares two versions of a released
@@ -57,6 +65,95 @@ def notebook_names(assignment: str, repo_root: Path | str | None = None) -> list
     return sorted(p.stem for p in (root / "solutions" / assignment).glob("*.ipynb"))
 
 
+SETUP_ID = "course_setup"
+
+#: The first code cell of every assignment notebook; ``{spec}`` is ``install_spec()``.
+SETUP_SOURCE = """\
+# Set-up (leave this cell as it is): it does nothing when the course's library is installed;
+# otherwise it says how to install it here, and on Google Colab it installs it.
+try:
+    import course_lib  # noqa: F401
+except ModuleNotFoundError:
+    import os
+    import sys
+
+    SPEC = "{spec}"
+    if "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ:
+        import subprocess
+
+        print("Installing course_lib (about a minute, once per Colab session)...")
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", SPEC], check=True)
+        import course_lib  # noqa: F401
+    else:
+        places = {{
+            "JUPYTERHUB_USER": "on this JupyterHub",
+            "BINDER_SERVICE_HOST": "on this Binder",
+            "KAGGLE_KERNEL_RUN_TYPE": "on this Kaggle notebook",
+            "VSCODE_PID": "in this VS Code environment",
+            "CONDA_PREFIX": "in this conda environment",
+        }}
+        where = next((text for var, text in places.items() if var in os.environ), "in this Python")
+        raise ModuleNotFoundError(
+            f'course_lib is not installed {{where}}: run  %pip install "{{SPEC}}"  in a new cell, '
+            "then restart the kernel and run this notebook again"
+        ) from None
+"""
+#: The environments the set-up cell tells apart (besides a plain Python), in its order.
+SETUP_ENVIRONMENTS = ("Google Colab", "JupyterHub", "Binder", "Kaggle", "VS Code", "conda")
+
+
+def install_spec(repo_root: Path | str | None = None) -> str:
+    """``course_lib[student] @ git+<repository url>@<branch>``, from ``_config.yml``."""
+    import re
+
+    root = Path(repo_root or find_repo_root())
+    text = (root / "_config.yml").read_text()
+    block = re.search(r"^repository:\s*\n((?:[ \t]+.*\n?)+)", text, flags=re.M)
+    if block is None:
+        raise ReleaseError(f"{root / '_config.yml'} has no repository: url, branch")
+    fields = dict(re.findall(r"^[ \t]+(url|branch):\s*([^\s#]+)", block.group(1), flags=re.M))
+    if "url" not in fields:
+        raise ReleaseError(f"{root / '_config.yml'}: repository has no url")
+    return f"course_lib[student] @ git+{fields['url']}@{fields.get('branch', 'main')}"
+
+
+def ensure_setup_cell(nb: nbformat.NotebookNode, spec: str) -> bool:
+    """Put the locked set-up cell first among the code cells of ``nb`` (or refresh its source);
+    True when ``nb`` changed."""
+    source = SETUP_SOURCE.format(spec=spec).rstrip("\n")
+    meta = {"grade": False, "grade_id": SETUP_ID, "locked": True, "schema_version": 3, "solution": False}
+    for cell in nb.cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == SETUP_ID:
+            if cell.source == source and cell.metadata.get("nbgrader") == meta:
+                return False
+            cell.source, cell.metadata["nbgrader"] = source, meta
+            return True
+    first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
+    cell = nbformat.v4.new_code_cell(
+        source, metadata={"nbgrader": meta, "editable": False, "deletable": False}
+    )
+    cell.pop("id", None)
+    nb.cells.insert(first_code, cell)
+    for i, c in enumerate(nb.cells):  # unique, stable cell ids (nbformat 4.5)
+        if nb.nbformat_minor >= 5 or "id" in c:
+            c["id"] = c.get("id") or f"cell-{i}"
+    return True
+
+
+def package_release(assignment: str, repo_root: Path | str | None = None) -> list[Path]:
+    """Copy exercises/<assignment>/*.ipynb to course_lib/_exercises/ (shipped with the package)."""
+    import shutil
+
+    root = Path(repo_root or find_repo_root()).resolve()
+    dest = root / "course_lib" / "_exercises"
+    dest.mkdir(exist_ok=True)
+    out = []
+    for path in sorted((root / "exercises" / assignment).glob("*.ipynb")):
+        shutil.copyfile(path, dest / path.name)
+        out.append(dest / path.name)
+    return out
+
+
 def generate_exercises(assignment: str, repo_root: Path | str | None = None) -> list[Path]:
     """Regenerate exercises/<assignment>/ from solutions/<assignment>/ with nbgrader.
 
@@ -66,6 +163,12 @@ def generate_exercises(assignment: str, repo_root: Path | str | None = None) -> 
     root = Path(repo_root or find_repo_root()).resolve()
     if not notebook_names(assignment, root):
         raise ReleaseError(f"no notebook in {root / 'solutions' / assignment}")
+    spec = install_spec(root)
+    for name in notebook_names(assignment, root):
+        source = root / "solutions" / assignment / f"{name}.ipynb"
+        nb = nbformat.read(str(source), as_version=4)
+        if ensure_setup_cell(nb, spec):
+            nbformat.write(nb, str(source))
     db = root / "gradebook.db"
     had_db = db.exists()
     run_nbgrader(["generate_assignment", assignment, "--force"], cwd=root, timeout=300)
@@ -88,6 +191,7 @@ def generate_exercises(assignment: str, repo_root: Path | str | None = None) -> 
         dirty = cells_with_outputs(nbformat.read(str(path), as_version=4))
         if dirty:
             raise ReleaseError(f"{path} has outputs in cells {dirty}: enable ClearOutput")
+    package_release(assignment, root)
     return released
 
 

@@ -29,6 +29,7 @@ kernel's whole PID namespace) and starts a fresh worker.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -449,8 +450,12 @@ def _feedback(task, graded_nbs, submitted_nbs, ws: Path, base: Path, out) -> lis
                 "db_url": f"sqlite:///{ws / 'gradebook.db'}",
             },
         }
+        shown = copy.deepcopy(returned)  # the HTML's math is MathML: it needs no script, no network
+        for cell in shown.cells:
+            if cell.cell_type == "markdown":
+                cell.source = sanitize.math_to_mathml(cell.source)
         try:
-            html, _ = feedback_exporter().from_notebook_node(returned, resources=resources)
+            html, _ = feedback_exporter().from_notebook_node(shown, resources=resources)
             html = sanitize.feedback_html(html)  # no script, handler or javascript: of the student's
         except Exception as err:  # the notebook is still handed back
             html = None
