@@ -148,6 +148,13 @@ def find_assignments(srcdir: Path, folder: str, out: str) -> list[Assignment]:
 # --- launch links (the same URLs sphinx-book-theme builds for the chapters) ------------------
 
 
+#: Measured with tests/test_student_env.py's install (a fresh venv, Python 3.11, 2026-12-02).
+STUDENT_INSTALL = (
+    "That install (NumPy, Matplotlib, the Jupyter kernel and `course check`; no PyTorch, SciPy or pandas)"
+    " is about 270 MB and took 14 s in a fresh environment here."
+)
+
+
 def launch_links(theme_options: dict[str, Any], path_in_repo: str) -> list[tuple[str, str]]:
     """[(provider, url)] opening ``path_in_repo`` on each configured launch service."""
     repo_url = (theme_options.get("repository_url") or "").rstrip("/")
@@ -290,14 +297,20 @@ def render_page(a: Assignment, theme_options: dict[str, Any], chapter: str | Non
             f"- Or work on it online: {online}. An online session is temporary: download your"
             " notebook (*File → Download*) before you close it.",
         ]
-        repo_url = (theme_options.get("repository_url") or "").rstrip("/")
-        uses_lib = any("course_lib" in source(c) for c in a.cells if c["cell_type"] == "code")
-        if uses_lib and repo_url and any(name == "Colab" for name, _ in links):
-            branch = theme_options.get("repository_branch") or "main"
-            lines += [
-                "  The notebook imports the course library: on Colab, run"
-                f' `!pip install "course_lib @ git+{repo_url}@{branch}"` in a new first cell.',
-            ]
+    from course_lib.grading.release import install_spec
+
+    spec = install_spec(Path(__file__).resolve().parents[2])
+    lines += [
+        "- The notebook's first code cell sets it up: where the course library is installed it does"
+        " nothing; on Colab it installs it; elsewhere (a JupyterHub, VS Code, your own Python) it says"
+        " what to run, once per environment:",
+        "",
+        "  ```text",
+        f'  %pip install "{spec}"',
+        "  ```",
+        "",
+        f"  {STUDENT_INSTALL}",
+    ]
     lines += [
         "",
         "## Check and submit",
@@ -307,13 +320,12 @@ def render_page(a: Assignment, theme_options: dict[str, Any], chapter: str | Non
         " PyTorch instead earns no points. Do not edit or delete the test cells.",
         "2. **Restart & Run All** (*Kernel → Restart Kernel and Run All Cells*): the notebook must run"
         " from top to bottom in a fresh kernel, and every visible test cell must pass.",
-        f"3. Check it the way the grader will: `course check {filename}` (in the course environment,"
-        " installed by `make install` in a clone of the repository) runs it in a fresh kernel with the"
-        " original test cells, lists the graded parts that pass and warns about edited or deleted"
-        " test cells.",
+        f"3. Check it the way the grader will: `course check {filename}` (installed with the library)"
+        " runs it in a fresh kernel with the original test cells, lists the graded parts that pass and"
+        " warns about edited or deleted test cells, a renamed file, and answers that call a library.",
         f"4. Submit `{filename}`, keeping its file name, the way your instructor asks. The grader"
-        " runs the visible tests again and hidden tests on other inputs: make your code right in"
-        " general, not only on the visible examples.",
+        " checks every part again, from outside your notebook, on hidden inputs drawn for you: make"
+        " your code right in general, not only on the visible examples.",
         "",
         "## The notebook",
         "",
