@@ -153,7 +153,12 @@ def student_venv(tmp_path_factory):
     """A fresh venv outside the checkout with ``course_lib[student]`` from the built wheel."""
     base = tmp_path_factory.mktemp("student")
     wheels = base / "wheels"
-    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(ROOT)]
+    source = base / "source"  # build from a copy: setuptools writes build/ next to the sources
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "course_lib", source / "course_lib", ignore=shutil.ignore_patterns("__pycache__"))
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(source)]
     subprocess.run(build, check=True, capture_output=True, timeout=600)
     (wheel,) = wheels.glob("course_lib-*.whl")
     venv = base / "venv"
