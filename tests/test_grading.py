@@ -411,9 +411,11 @@ _captured = []
 
 
 def _spy(frame, event, arg):  # sees every call the kernel makes, the judge's probes included
-    if event == "call" and len(_captured) < 5000:
-        _captured.append(frame.f_code.co_filename)
-        _captured.extend(_linecache.getlines(frame.f_code.co_filename)[:200])
+    name = frame.f_code.co_filename
+    if event == "call" and name.startswith("<") and len(_captured) < 2000:  # code run from strings
+        _captured.append(name)
+        _captured.extend(_linecache.getlines(name)[:200])
+        _captured.extend(str(c) for c in frame.f_code.co_consts if isinstance(c, str))
 
 
 _sys.setprofile(_spy)

@@ -481,6 +481,20 @@ def solution_lines(kind: str = "") -> set[str]:
     return lines - _released_lines() - GENERIC_LINES
 
 
+def judge_lines() -> set[str]:
+    """Distinctive code lines of every assignment's judge (``solutions/<NN>/judge.py``, the hidden
+    tests): 30 characters or more, code (not a comment or a message string), and not a line the
+    student or solution notebook shows anyway (a perfect student sees their own answer)."""
+    shown = _released_lines() | solution_lines()
+    lines = set()
+    for path in (ROOT / "solutions").glob("*/judge.py"):
+        for line in path.read_text().splitlines():
+            s = line.strip()
+            if len(s) >= 30 and not s.startswith(("#", '"', "'", 'f"', "f'", "assert", ")")):
+                lines.add(s)
+    return lines - shown - GENERIC_LINES
+
+
 def student_facing_texts(site: Path):
     yield from site.rglob("*.html")
     yield from site.rglob("*.ipynb")
@@ -519,7 +533,7 @@ def _readable(path: Path) -> str:
 
 
 def test_no_solution_leaks(site):
-    lines = solution_lines()
+    lines = solution_lines() | judge_lines()
     assert lines, "found no solution code to check: are solutions/ notebooks marked up?"
     leaks = []
     for path in student_facing_texts(site):
@@ -582,15 +596,15 @@ def _grade_for_feedback(tmp: Path) -> list[Path]:
 
 @pytest.mark.slow
 def test_no_hidden_tests_in_feedback(tmp_path):
-    """Feedback handed back to students shows no hidden test. (It may show solution code: a
-    student who answered perfectly sees their own answer.) Checks the feedback found in
+    """Feedback handed back to students shows no line of the judge (the hidden tests). (It may
+    show solution code: a student who answered perfectly sees their own answer.) Checks the feedback found in
     test-output/ or COURSE_FEEDBACK_DIR, else grades a blank and a perfect submission of every
     assignment with `course grade` and checks theirs."""
     dirs = feedback_dirs() or _grade_for_feedback(tmp_path)
     files = [f for d in dirs for f in d.rglob("*") if f.suffix in (".html", ".ipynb")]
     assert files, f"no feedback files in {dirs}"
-    hidden = solution_lines("HIDDEN TESTS")
-    assert hidden, "found no hidden-test lines in solutions/"
+    hidden = judge_lines() | solution_lines("HIDDEN TESTS")  # (no notebook holds hidden tests now)
+    assert len(hidden) > 100, f"found only {len(hidden)} judge lines in solutions/*/judge.py"
     leaks = []
     for path in files:
         text = _readable(path)
