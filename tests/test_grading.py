@@ -1132,7 +1132,10 @@ def test_collect_folders_layouts_and_flat_files(tmp_path):
     assert "wrong file name" in by["cy"].problems[0] and "wrong file name" in by["fay"].problems[0]
     assert "missing notebook" in by["dee"].problems[0] and "notes.txt" in by["dee"].problems[0]
     assert "the folder is empty" in by["empty"].problems[0]
-    assert warnings == ["README.md: no student id or notebook name in the file name: ignored"]
+    assert warnings == [
+        "read as one folder per student (detected)",
+        "README.md: no student id or notebook name in the file name: ignored",
+    ]
 
 
 def test_collect_with_an_id_pattern(tmp_path):

@@ -41,6 +41,7 @@ import zipfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,9 @@ class Submission:
     received: list[Path] = field(default_factory=list)  # every file of this student
     problems: list[str] = field(default_factory=list)  # non-empty: ungradable, with why
     notes: list[str] = field(default_factory=list)
+    submitted_at: datetime | None = None  # when the LMS says it was handed in (timezone-aware)
+    late: bool = False  # the LMS marks it late (Canvas's LATE), with no time
+    lms_id: str | None = None  # the LMS's own id of the student (user, participant), for exports
 
     @property
     def gradable(self) -> bool:
@@ -94,13 +98,18 @@ def collect(
     assignment: str | None = None,
     unpack_to: Path | str | None = None,
     id_pattern: str | None = None,
+    lms: str = "auto",
+    tz: tzinfo | None = None,
 ) -> tuple[list[Submission], list[str]]:
     """Find every student's files in ``path`` (a folder or a zip; see the module docstring).
 
     ``notebooks`` are the assignment's notebook names (without ``.ipynb``). A zip is unpacked to
-    ``unpack_to``. Returns the submissions sorted by student id, and warnings about files that
-    belong to no student.
+    ``unpack_to``. ``lms``: the download's layout (``lms.LAYOUTS``; ``auto`` detects it, and the
+    first warning says which). Returns the submissions sorted by student id, and warnings about
+    files that belong to no student.
     """
+    from course_lib.grading import lms as _lms
+
     path = Path(path)
     if not path.exists():
         raise SubmissionError(f"{path} does not exist")
@@ -116,12 +125,29 @@ def collect(
         path = _descend(safe_unzip(path, Path(unpack_to)), notebooks, assignment)
     elif not path.is_dir():
         raise SubmissionError(f"{path} is neither a folder nor a zip file")
-    pattern = re.compile(id_pattern) if id_pattern else None
+    try:
+        pattern = re.compile(id_pattern) if id_pattern else None
+    except re.error as err:
+        raise SubmissionError(
+            f"--id-pattern {id_pattern!r} is not a regular expression ({err}); for example "
+            "'(?P<student>[^_]+)_.*' takes everything before the first underscore"
+        ) from None
     if pattern is not None and "student" not in pattern.groupindex:
-        raise SubmissionError("--id-pattern needs a (?P<student>...) group")
+        raise SubmissionError("--id-pattern needs a (?P<student>...) group, e.g. '(?P<student>[^_]+)_.*'")
+
+    if lms not in ("auto", *_lms.LAYOUTS):
+        raise SubmissionError(f"--lms must be auto or one of {', '.join(_lms.LAYOUTS)}, not {lms!r}")
+    layout = _lms.detect(path) if lms == "auto" else lms
+    if layout != "folders" and pattern is None:
+        try:
+            subs_lms, warnings = _collect_lms(path, layout, notebooks, assignment, tz)
+        except _lms.LayoutError as err:
+            raise SubmissionError(str(err)) from None
+        how = "detected" if lms == "auto" else "as asked (--lms)"
+        return subs_lms, [f"read as a {layout} download ({how})", *warnings]
 
     subs: dict[str, Submission] = {}
-    warnings: list[str] = []
+    warnings: list[str] = [] if lms != "auto" else ["read as one folder per student (detected)"]
     for entry in sorted(path.iterdir(), key=lambda p: p.name):
         if _skipped(entry.name):
             continue
@@ -163,6 +189,58 @@ def collect(
         if problem:
             sub.problems.insert(0, problem)
     return [subs[k] for k in sorted(subs)], warnings
+
+
+def _collect_lms(path: Path, layout: str, notebooks: Sequence[str], assignment: str | None, tz):
+    """Submissions from an LMS download: one per student, the newest attempt of each notebook."""
+    from course_lib.grading import lms as _lms
+
+    attempts, warnings = _lms.read(path, layout, notebooks, tz)
+    subs: dict[str, Submission] = {}
+    groups: dict[tuple[str, str | None], list] = {}
+    for a in attempts:
+        key = (a.student, _strip_notebook(a.name) if a.path.is_file() else None)
+        groups.setdefault(key, []).append(a)
+    for (student, _), items in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+        items.sort(key=_lms.Attempt.order)
+        newest, older = items[-1], items[:-1]
+        sub = subs.setdefault(student, Submission(student))
+        sub.lms_id = sub.lms_id or newest.lms_id
+        if newest.submitted_at and (sub.submitted_at is None or newest.submitted_at > sub.submitted_at):
+            sub.submitted_at = newest.submitted_at
+        sub.late = sub.late or newest.late
+        sub.notes += [n for n in newest.notes if n not in sub.notes]
+        for old in older:
+            when = (
+                old.submitted_at.isoformat(timespec="minutes")
+                if old.submitted_at
+                else f"attempt {old.attempt}"
+            )
+            sub.notes.append(f"older submission {old.path.name!r} ({when}) not graded: the newest is")
+            sub.received.extend([old.path] if old.path.is_file() else _walk(old.path)[0])
+        if newest.path.is_dir():
+            _collect_folder(sub, newest.path, notebooks, assignment)
+            continue
+        sub.received.append(newest.path)
+        name = _strip_notebook(newest.name)
+        if name in notebooks and name not in sub.files:
+            sub.files[name] = newest.path
+        else:
+            sub.notes.append(f"{newest.path.name!r} is not named like a notebook of the assignment")
+    for sub in subs.values():
+        _check_complete(sub, notebooks)
+        problem = student_id_problem(sub.student)
+        if problem:
+            sub.problems.insert(0, problem)
+    return [subs[k] for k in sorted(subs)], warnings
+
+
+def _strip_notebook(name: str | None) -> str | None:
+    if name is None:
+        return None
+    from course_lib.grading.lms import _strip_resubmission
+
+    return _strip_resubmission(name)[0]
 
 
 def student_id_problem(student: str) -> str | None:
