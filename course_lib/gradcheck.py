@@ -41,8 +41,30 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float
 def numerical_gradient_array(
     f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, dout: np.ndarray, h: float = 1e-5
 ) -> np.ndarray:
-    """d sum(f(x) * dout) / d x for an array-valued ``f``: checks a ``*_backward(dout, cache)``."""
-    return numerical_gradient(lambda z: np.sum(f(z) * dout), x, h)
+    """d sum(f(x) * dout) / d x_i ~ sum((f(x + h e_i) - f(x - h e_i)) * dout) / (2h), for an
+    array-valued ``f``: checks a ``*_backward(dout, cache)``. x is perturbed in place and restored.
+
+    Difference first, then the weighted sum: each entry of f(x + h e_i) - f(x - h e_i) is computed
+    from two nearby numbers, so its rounding error is that of f's entry, ~eps |f_j|. Summing first,
+    sum(f(x + h e_i) dout) - sum(f(x - h e_i) dout), subtracts two large sums that each carry a
+    rounding error ~eps sum_j |f_j dout_j|, and dividing by 2h magnifies it: about 1e-7 relative
+    error on a linear f where this form gives about 5e-11 (``tests/test_gradcheck.py``).
+    """
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError("x must be a float array (use float64)")
+    dout = np.asarray(dout)
+    grad = np.zeros_like(x, dtype=np.float64)
+    it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
+    for _ in it:
+        i = it.multi_index
+        old = x[i]
+        x[i] = old + h
+        fp = np.array(f(x), dtype=np.float64)  # a copy: f may return a view of a buffer it reuses
+        x[i] = old - h
+        fm = np.asarray(f(x), dtype=np.float64)
+        x[i] = old
+        grad[i] = np.sum((fp - fm) * dout) / (2 * h)
+    return grad
 
 
 def check_model_gradients(model, x: np.ndarray, y: np.ndarray, h: float = 1e-6) -> dict[str, float]:

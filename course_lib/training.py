@@ -30,6 +30,12 @@ Several seeds at once (book chapters 1-7): ``fit_seeds`` trains the S members of
 exactly the batches, dropout masks and learning rates ``fit`` would give it alone (the tests
 check the parameters and every ``History`` field against S separate ``fit`` runs). Its
 ``SeedHistory`` holds an (S,) array per epoch and metric, with ``mean``/``sd`` over the seeds.
+
+Gradient clipping (the diagnosis chapter): ``clip_grad_norm=max_norm`` rescales every step's
+gradients, after the backward pass and before the optimizer step, so that their global L2 norm is
+at most max_norm (``numpy_impl.optimizers.clip_grad_norm``, ``torch.nn.utils.clip_grad_norm_``;
+in ``fit_seeds`` each member by its own norm); ``History.grad_norm`` records each epoch's mean
+norm *before* clipping, how large the gradients wanted to be.
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ class History:
     batch_loss: list[float] = field(
         default_factory=list, repr=False
     )  # every mini-batch's mean loss, in order
+    grad_norm: list[float] = field(default_factory=list)  # mean pre-clip gradient norm (with clipping)
 
     @property
     def total_seconds(self) -> float:
@@ -98,9 +105,10 @@ class SeedHistory:
     seconds: list[float] = field(default_factory=list)  # training time of all S members together
     lr: list[float] = field(default_factory=list)  # learning rate of each epoch's last step (one for all)
     batch_loss: list[np.ndarray] = field(default_factory=list, repr=False)  # (S,) for every mini-batch
+    grad_norm: list[np.ndarray] = field(default_factory=list)  # (S,): mean pre-clip norm (with clipping)
 
     #: The fields with one value per member; the others hold one float for all of them.
-    PER_MEMBER = ("train_loss", "train_acc", "val_loss", "val_acc", "batch_loss")
+    PER_MEMBER = ("train_loss", "train_acc", "val_loss", "val_acc", "batch_loss", "grad_norm")
 
     @property
     def n_seeds(self) -> int:
@@ -118,6 +126,7 @@ class SeedHistory:
         values = getattr(self, name)
         if not values:
             hint = " (pass X_val and y_val to fit_seeds)" if name.startswith("val_") else ""
+            hint = " (pass clip_grad_norm to fit_seeds)" if name == "grad_norm" else hint
             raise ValueError(f"no {name} was recorded{hint}")
         if name in self.PER_MEMBER:
             return np.stack(values)  # (E, S)
@@ -152,6 +161,7 @@ class SeedHistory:
             seconds=list(self.seconds),
             lr=list(self.lr),
             batch_loss=pick("batch_loss"),
+            grad_norm=pick("grad_norm"),
         )
 
 
@@ -192,6 +202,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     schedule: Any = None,
     schedule_unit: str = "step",
+    clip_grad_norm: float | None = None,
 ) -> History:
     """Train ``model`` with mini-batches for ``epochs`` epochs; returns its ``History``.
 
@@ -205,7 +216,12 @@ def fit(
     epochs done (``"epoch"``); its value becomes the learning rate (of every parameter group of a
     torch optimizer). A torch ``LRScheduler`` built on ``optimizer`` is stepped after every
     mini-batch or epoch instead. ``History.lr`` then records each epoch's last learning rate.
+
+    ``clip_grad_norm``: the largest global L2 norm of a step's gradients; larger ones are scaled
+    down to it after the backward pass, before the optimizer step (as
+    ``torch.nn.utils.clip_grad_norm_``). ``History.grad_norm`` records each epoch's mean pre-clip norm.
     """
+    _check_clip(clip_grad_norm)
     X, y = np.asarray(X), np.asarray(y)
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} rows but y has {len(y)} labels")
@@ -220,7 +236,10 @@ def fit(
     # Dropout masks come from a child of rng: spawning does not advance rng, so the batches are
     # the same with or without dropout. torch models draw from their own generator.
     drop_rng = rng.spawn(1)[0] if getattr(model, "has_dropout", False) and not _is_torch(model) else None
-    step, evaluate, opt = (_torch_fns if _is_torch(model) else _numpy_fns)(model, lr, optimizer, drop_rng)
+    grad_norms: list[float] = []  # the pre-clip norms of this epoch's steps (with clipping)
+    step, evaluate, opt = (_torch_fns if _is_torch(model) else _numpy_fns)(
+        model, lr, optimizer, drop_rng, clip=clip_grad_norm, grad_norms=grad_norms
+    )
     if scheduler is not None and getattr(scheduler, "optimizer", opt) is not opt:
         raise ValueError("the LR scheduler must be built on the optimizer passed to fit")
     set_lr, get_lr = _lr_access(opt)
@@ -256,6 +275,9 @@ def fit(
         hist.epoch.append(epoch)
         hist.train_loss.append(float(np.average(batch_losses, weights=[len(b) for b in batches])))
         hist.batch_loss.extend(float(v) for v in batch_losses)
+        if clip_grad_norm is not None:
+            hist.grad_norm.append(float(np.mean(grad_norms)))
+            grad_norms.clear()
         if eval_train:
             hist.train_acc.append(evaluate(X, y)[1])
         if X_val is not None:
@@ -290,6 +312,7 @@ def fit_seeds(
     schedule_unit: str = "step",
     X_train_eval: np.ndarray | None = None,
     y_train_eval: np.ndarray | None = None,
+    clip_grad_norm: float | None = None,
 ) -> SeedHistory:
     """``fit`` for the S members of a ``numpy_impl.multiseed.MultiSeedMLP`` at once; a ``SeedHistory``.
 
@@ -302,7 +325,9 @@ def fit_seeds(
     its updates are elementwise, so this equals stepping each member with its own copy.
     ``schedule`` is a function ``t -> lr`` of the step (or, with ``schedule_unit="epoch"``, the
     epoch) count, as in ``fit``. ``X_train_eval``/``y_train_eval``: a fixed subset on which
-    ``train_acc`` is measured (with ``eval_train``) instead of all of X.
+    ``train_acc`` is measured (with ``eval_train``) instead of all of X. ``clip_grad_norm``: as in
+    ``fit``, member by member (``optimizers.clip_grad_norm_seeds``: each member's gradients are
+    scaled by their own norm); ``SeedHistory.grad_norm`` holds the (S,) mean pre-clip norms.
     """
     if not hasattr(model, "n_seeds"):
         raise TypeError(
@@ -328,7 +353,8 @@ def fit_seeds(
         raise ValueError("pass both X_val and y_val, or neither")
     if (X_train_eval is None) != (y_train_eval is None):
         raise ValueError("pass both X_train_eval and y_train_eval, or neither")
-    from course_lib.numpy_impl.optimizers import SGD
+    _check_clip(clip_grad_norm)
+    from course_lib.numpy_impl.optimizers import SGD, clip_grad_norm_seeds
 
     gens = [np.random.default_rng(r) for r in rngs]
     # As in fit: each member's dropout masks come from a child of its rng (spawning does not advance it).
@@ -343,7 +369,7 @@ def fit_seeds(
         if schedule is not None and schedule_unit == "epoch":
             opt.lr = float(schedule(epoch - 1))
         t0 = time.perf_counter()
-        batch_losses, sizes = [], []
+        batch_losses, sizes, grad_norms = [], [], []
         for start in range(0, n, batch_size):
             idx = order[:, start : start + batch_size]  # (S, B)
             xb = X[idx] if X.ndim == 2 else X[members, idx]  # (S, B, D)
@@ -352,6 +378,8 @@ def fit_seeds(
                 opt.lr = float(schedule(n_steps))
             last_lr = opt.lr
             losses, grads = model.loss_and_grads(xb, yb, drop_rngs)
+            if clip_grad_norm is not None:
+                grad_norms.append(clip_grad_norm_seeds(grads, clip_grad_norm))  # (S,), before clipping
             opt.step(model.params, grads)
             model.apply_constraints()
             n_steps += 1
@@ -364,6 +392,8 @@ def fit_seeds(
         # (S, n_batches), each row contiguous: the same weighted mean fit takes of one member's losses
         hist.train_loss.append(np.average(np.stack(batch_losses, axis=1), axis=1, weights=sizes))
         hist.batch_loss.extend(batch_losses)
+        if clip_grad_norm is not None:
+            hist.grad_norm.append(np.stack(grad_norms).mean(axis=0))  # (S,)
         if eval_train:
             hist.train_acc.append(model.evaluate(X_eval, y_eval)[1])
         if X_val is not None:
@@ -373,8 +403,17 @@ def fit_seeds(
     return hist
 
 
-def _numpy_fns(model, lr, optimizer, drop_rng=None):
-    from course_lib.numpy_impl.optimizers import SGD
+def _check_clip(clip_grad_norm: float | None) -> None:
+    if clip_grad_norm is not None and not clip_grad_norm > 0:
+        raise ValueError(
+            f"clip_grad_norm is the largest gradient norm allowed, > 0, or None; got {clip_grad_norm}"
+        )
+
+
+def _numpy_fns(model, lr, optimizer, drop_rng=None, *, clip=None, grad_norms=None):
+    """(step, evaluate, optimizer) for a NumPy model. With ``clip``, every step clips its gradients'
+    global norm to ``clip`` before the optimizer step and appends the pre-clip norm to ``grad_norms``."""
+    from course_lib.numpy_impl.optimizers import SGD, clip_grad_norm
 
     opt = optimizer or SGD(lr=lr)
     constrain = getattr(model, "apply_constraints", None)
@@ -384,6 +423,10 @@ def _numpy_fns(model, lr, optimizer, drop_rng=None):
             loss, grads = model.loss_and_grads(xb, yb)
         else:
             loss, grads = model.loss_and_grads(xb, yb, rng=drop_rng)
+        if clip is not None:
+            norm = clip_grad_norm(grads, clip)
+            if grad_norms is not None:
+                grad_norms.append(norm)
         opt.step(model.params, grads)
         if constrain is not None:
             constrain()
@@ -398,9 +441,12 @@ def _numpy_fns(model, lr, optimizer, drop_rng=None):
     return step, evaluate, opt
 
 
-def _torch_fns(model, lr, optimizer, drop_rng=None):
+def _torch_fns(model, lr, optimizer, drop_rng=None, *, clip=None, grad_norms=None):
+    """(step, evaluate, optimizer) for a torch module; ``clip`` and ``grad_norms`` as in ``_numpy_fns``."""
     import torch
     import torch.nn.functional as F
+
+    from course_lib.torch_impl.optimizers import clip_grad_norm
 
     p = next(model.parameters())
     opt = optimizer or torch.optim.SGD(model.parameters(), lr=lr)
@@ -421,6 +467,10 @@ def _torch_fns(model, lr, optimizer, drop_rng=None):
         if penalty is not None:
             loss = loss + penalty()
         loss.backward()
+        if clip is not None:
+            norm = clip_grad_norm(model.parameters(), clip)
+            if grad_norms is not None:
+                grad_norms.append(norm.item())
         opt.step()
         if constrain is not None:
             constrain()

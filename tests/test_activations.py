@@ -3,14 +3,18 @@
 Three kinds of test (DESIGN.md, "Style"): every ``f_grad`` against ``torch.autograd`` on
 Hypothesis-generated arrays that include 0 exactly (the kinks) and |x| = 1000; every forward
 against ``torch.nn.functional``; properties (ranges, bounds on derivatives, softmax rows, the
-input never modified); and numerical stability at |x| = 1000 and 1e4.
+input never modified); and numerical stability at |x| = 1000 and 1e4. GELU's erfc, written out
+because NumPy has none, is checked against ``math.erfc`` and against mpmath at 40 digits, and GELU
+against mpmath too (where torch's 1 + erf(x / sqrt 2) cancels, for x << 0, ours does not).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import hypothesis.extra.numpy as hnp
+import mpmath
 import numpy as np
 import pytest
 import torch
@@ -47,6 +51,8 @@ ELEMENTWISE = {
     "sigmoid": (A.sigmoid, A.sigmoid_grad, lambda t: torch.sigmoid(t)),
     "tanh": (A.tanh, A.tanh_grad, lambda t: torch.tanh(t)),
     "relu": (A.relu, A.relu_grad, lambda t: F.relu(t)),
+    "gelu": (A.gelu, A.gelu_grad, lambda t: F.gelu(t, approximate="none")),
+    "silu": (A.silu, A.silu_grad, lambda t: F.silu(t)),
 }
 LEAKY_ALPHAS = [0.0, 0.01, 0.1, 0.3]
 ELU_ALPHAS = [0.1, 0.5, 1.0, 2.0]
@@ -244,6 +250,8 @@ TORCH_GRADS = {
     "relu": (TA.relu_grad, F.relu, {}),
     "leaky_relu": (TA.leaky_relu_grad, lambda t, alpha: F.leaky_relu(t, alpha), {"alpha": 0.1}),
     "elu": (TA.elu_grad, lambda t, alpha: F.elu(t, alpha=alpha), {"alpha": 0.7}),
+    "gelu": (TA.gelu_grad, lambda t: F.gelu(t, approximate="none"), {}),
+    "silu": (TA.silu_grad, F.silu, {}),
 }
 
 
@@ -289,7 +297,7 @@ def test_torch_impl_softmax_grad_is_the_jacobian(x):
 @SETTINGS
 @given(x=ARR64)
 def test_numpy_and_torch_impl_agree(x):
-    for name in ("sigmoid", "tanh", "relu", "leaky_relu", "elu"):
+    for name in ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu"):
         assert_allclose(
             getattr(A, name + "_grad")(x), getattr(TA, name + "_grad")(torch64(x)).numpy(), **TOL64
         )
@@ -319,6 +327,10 @@ def test_no_overflow_and_finite_at_large_inputs(big, dtype):
             "elu_a2": A.elu(x, 2.0),
             "tanh": A.tanh(x),
             "tanh_grad": A.tanh_grad(x),
+            "gelu": A.gelu(x),
+            "gelu_grad": A.gelu_grad(x),
+            "silu": A.silu(x),
+            "silu_grad": A.silu_grad(x),
         }
     for name, r in results.items():
         assert np.all(np.isfinite(r)), name
@@ -326,6 +338,9 @@ def test_no_overflow_and_finite_at_large_inputs(big, dtype):
     assert_array_equal(results["sigmoid"][0], [0.0, 0.5, 1.0])
     assert_allclose(results["softmax"], [[0, 0, 1], [0.5, 0.5, 0], [1 / 3, 1 / 3, 1 / 3]], rtol=1e-6)
     assert_allclose(results["elu"][0], [-1.0, 0.0, big])
+    for name in ("gelu", "silu"):  # ~ relu far from 0, and their derivatives ~ relu's
+        assert_array_equal(results[name][0], [0.0, 0.0, big])
+        assert_array_equal(results[name + "_grad"][0], [0.0, 0.5, 1.0])
     # and they agree with torch there
     t = torch64(x)
     assert_allclose(results["sigmoid"], torch.sigmoid(t).numpy(), rtol=1e-6, atol=0)
@@ -394,6 +409,10 @@ CALLS = {
     "prelu_grad_alpha": lambda x: A.prelu_grad_alpha(x, 0.25, np.ones_like(x)),
     "elu": lambda x: A.elu(x, 0.5),
     "elu_grad": lambda x: A.elu_grad(x, 0.5),
+    "gelu": lambda x: A.gelu(x),
+    "gelu_grad": lambda x: A.gelu_grad(x),
+    "silu": lambda x: A.silu(x),
+    "silu_grad": lambda x: A.silu_grad(x),
     "softmax": lambda x: A.softmax(x),
     "softmax_grad": lambda x: A.softmax_grad(x),
 }
@@ -410,7 +429,74 @@ def test_input_is_never_modified(name, x):
 
 
 def test_activation_table_is_complete():
-    assert set(A.ACTIVATIONS) == {"sigmoid", "tanh", "relu", "leaky_relu", "elu", "prelu"}
+    assert set(A.ACTIVATIONS) == {"sigmoid", "tanh", "relu", "leaky_relu", "elu", "prelu", "gelu", "silu"}
     for name, (f, g) in A.ACTIVATIONS.items():
         assert f is getattr(A, name) and g is getattr(A, name + "_grad")
     assert set(TA.MODULES) == set(A.ACTIVATIONS)
+
+
+# ----------------------------------------------------------------------------- GELU and SiLU
+
+
+def test_erfc_matches_math_erfc_to_a_few_ulps():
+    """The vectorised erfc behind gelu, on all three of Cody's intervals and their edges."""
+    rng = np.random.default_rng(0)
+    edges = [0.0, -0.0, 1e-300, 0.46875, np.nextafter(0.46875, 1), 4.0, np.nextafter(4.0, 5), 26.5, 27.0]
+    x = np.concatenate([rng.normal(size=5000) * 3, rng.uniform(-30, 30, 5000), edges, np.negative(edges)])
+    ours = A._erfc(x)
+    ref = np.array([math.erfc(v) for v in x])
+    tiny = ref < 1e-300  # denormals: compare absolutely
+    assert_allclose(ours[~tiny], ref[~tiny], rtol=2e-15, atol=0)
+    assert_allclose(ours[tiny], ref[tiny], rtol=0, atol=1e-310)
+    assert_array_equal(A._erfc(np.array([np.inf, -np.inf, 1e300, -1e300])), [0.0, 2.0, 0.0, 2.0])
+    assert np.isnan(A._erfc(np.array([np.nan]))[0])
+
+
+def test_gelu_and_its_derivative_match_mpmath():
+    """40-digit references: gelu = x Phi(x), gelu' = Phi(x) + x phi(x), over [-12, 8] in steps of 1/8."""
+    x = np.linspace(-12.0, 8.0, 161)
+    with mpmath.workdps(40):
+        ref = np.array([float(mpmath.mpf(v) * mpmath.ncdf(v)) for v in x])
+        ref_grad = np.array([float(mpmath.ncdf(v) + mpmath.mpf(v) * mpmath.npdf(v)) for v in x])
+    # x / sqrt 2 is rounded before erfc: a relative error of 2 (x^2 / 2) * 1e-16, up to 1.6e-14 at x = -12
+    assert_allclose(A.gelu(x), ref, rtol=3e-14, atol=0)
+    assert_allclose(A.gelu_grad(x), ref_grad, rtol=0, atol=1e-15)
+    # torch's 0.5 x (1 + erf(x / sqrt 2)) has lost every digit by x = -9; ours has not
+    torch_gelu = F.gelu(torch64(x)).numpy()
+    far = x < -9
+    assert np.all(np.abs(torch_gelu[far] - ref[far]) > 0.5 * np.abs(ref[far]))
+    assert_allclose(torch_gelu, ref, rtol=0, atol=2e-15)  # but is right in absolute terms
+
+
+@SETTINGS
+@given(x=ARR64)
+def test_gelu_matches_torch_to_1e_12(x):
+    """Against F.gelu(approximate="none"): relative 1e-12, and 1e-14 absolute where torch cancels."""
+    assert_allclose(A.gelu(x), F.gelu(torch64(x), approximate="none").numpy(), rtol=1e-12, atol=1e-14)
+    assert_allclose(TA.gelu(torch64(x)).numpy(), A.gelu(x), rtol=1e-12, atol=1e-14)
+
+
+@SETTINGS
+@given(x=ARR64)
+def test_gelu_and_silu_properties(x):
+    """f(x) - f(-x) = x (both are x g(x) with g(x) + g(-x) = 1: Phi, sigma), so f'(x) + f'(-x) = 1
+    (its derivative); f lies between its minimum and max(x, 0), and f' within its documented range."""
+    for f, f_grad, low, (g_lo, g_hi) in (
+        (A.gelu, A.gelu_grad, -0.17, (-0.129, 1.129)),
+        (A.silu, A.silu_grad, -0.279, (-0.0999, 1.0999)),
+    ):
+        fx, fm = f(x), f(-x)
+        assert_allclose(fx - fm, x, rtol=1e-12, atol=1e-15)
+        # x (1 - sigma(x)) rounds at |x| * ulp(1) ~ 4e-15 for x ~ 36 (before 1 - sigma(x) rounds to 0)
+        assert_allclose(f_grad(x) + f_grad(-x), 1.0, rtol=0, atol=1e-14)
+        assert np.all(fx >= low) and np.all(fx <= np.maximum(x, 0.0))
+        g = f_grad(x)
+        assert np.all((g >= g_lo) & (g <= g_hi)), (g.min(), g.max())
+
+
+def test_gelu_and_silu_are_named_and_initialised_as_relu():
+    from course_lib.numpy_impl.mlp import DEFAULT_INIT
+
+    assert DEFAULT_INIT["gelu"] == DEFAULT_INIT["silu"] == "he_normal"
+    assert isinstance(TA.MODULES["gelu"](), torch.nn.GELU) and TA.MODULES["gelu"]().approximate == "none"
+    assert isinstance(TA.MODULES["silu"](), torch.nn.SiLU)

@@ -264,6 +264,8 @@ TORCH_ACT = {
     "relu": F.relu,
     "leaky_relu": lambda t: F.leaky_relu(t, 0.01),
     "elu": F.elu,
+    "gelu": lambda t: F.gelu(t, approximate="none"),
+    "silu": F.silu,
 }
 
 

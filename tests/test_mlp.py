@@ -9,7 +9,12 @@
 * batch normalization (before or after the activation): gradient checks in training mode,
   the same loss, gradients, running averages and evaluation outputs as the torch MLP with
   ``nn.BatchNorm1d``, which passes change the running averages and which do not, and the
-  gradient that reaches the first layer of a deep sigmoid network.
+  gradient that reaches the first layer of a deep sigmoid network;
+* layer norm and RMSNorm (``norm="layer"``, ``"rms"``): parameter layout (layer norm's beta
+  replaces the dense bias, RMSNorm keeps it), gradient checks, the same loss, gradients and
+  trajectory as the torch MLP with ``nn.LayerNorm`` / ``nn.RMSNorm``, with skips too; a row's
+  output independent of the batch; ``norm=`` and the older ``batchnorm=`` refused when they
+  disagree.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from course_lib.numpy_impl.optimizers import SGD
 from course_lib.torch_impl.mlp import MLP as TorchMLP
 from course_lib.training import fit
 
-ACTIVATIONS = sorted(A.ACTIVATIONS)  # elu leaky_relu prelu relu sigmoid tanh
+ACTIVATIONS = sorted(A.ACTIVATIONS)  # elu gelu leaky_relu prelu relu sigmoid silu tanh
 # The step of the central differences. Its error is rounding, about eps * |L| / h, plus
 # truncation, about h^2 |L'''|. With h = 1e-6 (check_model_gradients' default) the rounding
 # part is ~1e-10 in absolute terms, which is a relative error above 1e-6 on the smallest
@@ -496,3 +501,136 @@ def test_residual_mlp_matches_torch(activation, batchnorm):
         assert_allclose(grads[k], tgrads[k], rtol=1e-8, atol=1e-12, err_msg=k)
     tm.eval()
     assert_allclose(model.forward(x), tm(torch.tensor(x)).detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------------- layer norm and RMSNorm
+
+
+def norm_problem(activation: str, norm: str, depth: int = 2, seed: int = 0, residual: bool = False):
+    """An MLP with layer or RMS norm, gamma, beta and biases moved from their start, and a batch."""
+    rng = np.random.default_rng(seed)
+    sizes = [4] + [6] * depth + [3]
+    model = MLP(sizes, activation, rng=seed, norm=norm, residual=residual)
+    for k, v in model.params.items():
+        if k.startswith("gamma"):
+            v[...] = rng.uniform(0.5, 1.5, size=v.shape)
+        elif k.startswith(("beta", "b")):
+            v[...] = rng.normal(0, 0.5, size=v.shape)
+        elif k.startswith("alpha"):
+            v[...] = rng.uniform(0.05, 0.5)
+    x = rng.normal(size=(8, 4)) * 2.0 + 1.0
+    return model, x, rng.integers(0, 3, size=8)
+
+
+def test_norm_layouts_layer_norm_replaces_the_bias_rmsnorm_keeps_it():
+    layer = MLP([4, 5, 6, 3], "relu", norm="layer")
+    assert list(layer.params) == ["W1", "gamma1", "beta1", "W2", "gamma2", "beta2", "W3", "b3"]
+    rms = MLP([4, 5, 6, 3], "relu", norm="rms")
+    assert list(rms.params) == ["W1", "b1", "gamma1", "W2", "b2", "gamma2", "W3", "b3"]
+    assert layer.buffers == {} and rms.buffers == {}  # no running statistics
+    assert (layer.norm_eps, rms.norm_eps) == (1e-5, 1e-6)
+    names = {n: [type(m).__name__ for m in TorchMLP([4, 5, 3], "gelu", norm=n).net] for n in ("layer", "rms")}
+    assert names == {
+        "layer": ["Linear", "LayerNorm", "GELU", "Linear"],
+        "rms": ["Linear", "RMSNorm", "GELU", "Linear"],
+    }
+    assert TorchMLP([4, 5, 3], norm="layer").linears[0].bias is None
+    assert TorchMLP([4, 5, 3], norm="rms").linears[0].bias is not None
+    assert TorchMLP([4, 5, 3], norm="rms", norm_eps=1e-3).norms[0].eps == 1e-3
+    # norm="batch" is batchnorm=True, the same parameters and modules
+    assert list(MLP([4, 5, 3], norm="batch").params) == list(MLP([4, 5, 3], batchnorm=True).params)
+    assert MLP([4, 5, 3], norm="batch", batchnorm="after").batchnorm == "after"
+    assert MLP([4, 5, 3], batchnorm=True).norm == "batch" and MLP([4, 5, 3]).norm is None
+    assert [type(m).__name__ for m in TorchMLP([4, 5, 3], norm="batch").net][1] == "BatchNorm1d"
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(norm="layer", batchnorm=True), "disagree"),
+        (dict(norm="rms", batchnorm="after"), "disagree"),
+        (dict(norm="group"), "norm is None, 'batch', 'layer' or 'rms'"),
+        (dict(norm="batch", norm_eps=1e-3), "bn_eps"),
+        (dict(norm_eps=1e-3), "no norm is chosen"),
+        (dict(norm="layer", norm_eps=-1.0), "norm_eps must be >= 0"),
+    ],
+)
+def test_inconsistent_norm_options_are_refused(kw, match):
+    for cls in (MLP, TorchMLP):
+        with pytest.raises(ValueError, match=match):
+            cls([4, 5, 3], **kw)
+
+
+NORM_CASES = [
+    ("tanh", "layer"),
+    ("gelu", "layer"),
+    ("silu", "layer"),
+    ("sigmoid", "rms"),
+    ("gelu", "rms"),
+    ("elu", "rms"),
+]
+
+
+@pytest.mark.parametrize("activation, norm", NORM_CASES)
+def test_norm_mlp_passes_gradient_check(activation, norm):
+    model, x, y = norm_problem(activation, norm, depth=3)
+    _, grads = model.loss_and_grads(x, y)
+    assert set(grads) == set(model.params)
+    for name, p in model.params.items():
+        num = numerical_gradient(lambda _: model.loss(x, y), p, H)
+        assert_allclose(grads[name], num, rtol=1e-5, atol=1e-9, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    "activation, norm", [("gelu", "layer"), ("prelu", "layer"), ("silu", "rms"), ("tanh", "rms")]
+)
+def test_norm_mlp_matches_torch_over_training_steps(activation, norm):
+    model, x, y = norm_problem(activation, norm, seed=3)
+    tm = TorchMLP(model.sizes, activation, dtype=torch.float64, norm=norm).load_numpy_params(model.params)
+    rng = np.random.default_rng(4)
+    opt = SGD(lr=0.1, momentum=0.9)
+    topt = torch.optim.SGD(tm.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(3):
+        xb, yb = rng.normal(size=(10, 4)) * 2.0 + 1.0, rng.integers(0, 3, size=10)
+        loss, grads = model.loss_and_grads(xb, yb)
+        topt.zero_grad()
+        tloss = F.cross_entropy(tm(torch.tensor(xb)), torch.tensor(yb))
+        tloss.backward()
+        tgrads = tm.numpy_grads()
+        assert_allclose(loss, tloss.item(), rtol=1e-12)
+        assert set(tgrads) == set(grads)
+        for k in grads:
+            assert_allclose(grads[k], tgrads[k], rtol=1e-9, atol=1e-12, err_msg=k)
+        opt.step(model.params, grads)
+        topt.step()
+    tm.eval()  # the same function in evaluation: no running statistics
+    with torch.no_grad():
+        assert_allclose(model.forward(x), tm(torch.tensor(x)).numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("norm", ["layer", "rms"])
+def test_residual_norm_mlp_checks_and_matches_torch(norm):
+    model, x, y = norm_problem("tanh", norm, depth=3, seed=5, residual=True)
+    assert model.skips == [2, 3]
+    loss, grads = model.loss_and_grads(x, y)
+    for name, p in model.params.items():
+        num = numerical_gradient(lambda _: model.loss(x, y), p, H)
+        assert_allclose(grads[name], num, rtol=1e-5, atol=1e-9, err_msg=name)
+    tm = TorchMLP(model.sizes, "tanh", dtype=torch.float64, norm=norm, residual=True)
+    tm.load_numpy_params(model.params)
+    tloss = F.cross_entropy(tm(torch.tensor(x)), torch.tensor(y))
+    tloss.backward()
+    assert_allclose(loss, tloss.item(), rtol=1e-12)
+    for k, v in tm.numpy_grads().items():
+        assert_allclose(grads[k], v, rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+@pytest.mark.parametrize("norm", ["layer", "rms"])
+def test_a_rows_output_does_not_depend_on_its_batch(norm):
+    """Unlike batch norm (test_only_a_training_step_moves_the_running_averages), in training too."""
+    model, x, y = norm_problem("relu", norm)
+    full = model.forward(x, train=True)
+    assert_allclose(model.forward(x[:3], train=True), full[:3], rtol=1e-13)
+    assert_allclose(model.forward(x[:1]), full[:1], rtol=1e-13)
+    _, grads = model.loss_and_grads(x[:1], y[:1])  # a batch of one is fine (batch norm refuses it)
+    assert all(np.all(np.isfinite(g)) for g in grads.values())

@@ -2,13 +2,15 @@
 
 * initialisation: member s's parameters and buffers equal ``MLP(sizes, ..., rng=seeds[s])``'s
   bit for bit, for several activations, initializers and options;
-* ``loss_and_grads`` (with and without dropout Generators, batch norm before and after,
-  residual skips, L1 + L2, PReLU) equals every member's ``MLP.loss_and_grads`` to 1e-12, and so
+* ``loss_and_grads`` (with and without dropout Generators, batch norm before and after, layer
+  norm, RMSNorm, residual skips, L1 + L2, PReLU, GELU, SiLU) equals every member's
+  ``MLP.loss_and_grads`` to 1e-12, and so
   do the running averages it updates; evaluation methods and ``apply_constraints`` too;
 * central differences of the batched loss (summed over the seeds) against its gradient;
 * ``fit_seeds`` with 3 seeds equals 3 separate ``fit`` runs (parameters, buffers and every
   ``History`` field, to 1e-10) for SGD with momentum and a schedule, Adam with dropout and
-  max-norm, batch norm, and one training set per member;
+  max-norm, batch norm, layer norm and RMSNorm with gradient clipping (each member clipped by its
+  own norm), and one training set per member;
 * a Hypothesis property: ``member(s).forward(x) == forward(x)[s]`` for random small nets;
 * bad input gets a clear ValueError.
 """
@@ -29,7 +31,7 @@ from course_lib.numpy_impl import losses, regularization, schedules
 from course_lib.numpy_impl.activations import ACTIVATIONS
 from course_lib.numpy_impl.mlp import MLP
 from course_lib.numpy_impl.multiseed import MultiSeedMLP
-from course_lib.numpy_impl.optimizers import SGD, Adam, RMSProp
+from course_lib.numpy_impl.optimizers import SGD, Adam, RMSProp, clip_grad_norm, clip_grad_norm_seeds
 from course_lib.training import History, SeedHistory, fit, fit_seeds
 
 SIZES = [6, 5, 5, 3]
@@ -47,6 +49,9 @@ CONFIGS = {
     "leaky-l1-l2-maxnorm": dict(activation="leaky_relu", l1=1e-2, l2=1e-1, max_norm=1.0),
     "dropout": dict(dropout=[0.3, 0.5], input_dropout=0.2),
     "prelu-dropout-bn-after-l2": dict(activation="prelu", dropout=0.25, batchnorm="after", l2=1e-2),
+    "gelu-layernorm": dict(activation="gelu", norm="layer"),
+    "silu-rms-residual-eps": dict(activation="silu", norm="rms", residual=True, norm_eps=1e-3),
+    "prelu-layernorm-dropout-l2": dict(activation="prelu", norm="layer", dropout=0.2, l2=1e-2),
 }
 
 
@@ -241,6 +246,8 @@ GRADCHECK = {
     ),
     "sigmoid-bn-after": dict(activation="sigmoid", batchnorm="after"),
     "tanh-dropout": dict(activation="tanh", dropout=0.3, input_dropout=0.2),
+    "gelu-layernorm-residual": dict(activation="gelu", norm="layer", residual=True),
+    "tanh-rms-dropout": dict(activation="tanh", norm="rms", dropout=0.3),
 }
 
 
@@ -293,8 +300,18 @@ FITS = {
         lambda: None,
         dict(lr=0.05),
     ),
+    "gelu-layernorm-adam-clip": (
+        dict(activation="gelu", norm="layer"),
+        lambda: Adam(lr=3e-3),
+        dict(clip_grad_norm=0.5),
+    ),
+    "silu-rms-dropout-momentum-clip": (
+        dict(activation="silu", norm="rms", dropout=0.2),
+        lambda: SGD(lr=0.1, momentum=0.9),
+        dict(clip_grad_norm=0.3),
+    ),
 }
-HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "batch_loss")
+HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "batch_loss", "grad_norm")
 
 
 def assert_fits_equal(model, hist, refs, ref_hists):
@@ -328,6 +345,32 @@ def test_fit_seeds_equals_separate_fits(case):
     ]
     assert_fits_equal(model, hist, refs, ref_hists)
     assert np.ptp(hist.final("train_loss")) > 1e-6  # the members differ: the comparison has teeth
+    if "clip_grad_norm" in kw:  # the clipping bit, and each member has its own norms
+        norms = hist.values("grad_norm")  # (epochs, S)
+        assert norms.shape == (3, 3) and np.all(norms > kw["clip_grad_norm"])
+        assert np.ptp(norms[-1]) > 1e-6
+    else:
+        assert hist.grad_norm == []
+
+
+def test_clip_grad_norm_seeds_clips_each_member_by_its_own_norm():
+    model = randomize(MultiSeedMLP(SIZES, SEEDS, norm="layer"))
+    _, grads = model.loss_and_grads(*batch())
+    grads["W1"][0] *= 100.0  # member 0 far above the limit; the others near it
+    members = [{k: g[s].copy() for k, g in grads.items()} for s in range(S)]
+    own = [np.sqrt(sum(np.sum(g * g) for g in m.values())) for m in members]
+    max_norm = float(np.median(own))  # one member above, one at, one below the limit
+    norms = clip_grad_norm_seeds(grads, max_norm)
+    assert norms.shape == (S,)
+    for s, m in enumerate(members):
+        assert_allclose(norms[s], clip_grad_norm(m, max_norm), rtol=1e-14)
+        assert_allclose(norms[s], own[s], rtol=1e-14)
+        for k, g in m.items():
+            assert_allclose(grads[k][s], g, rtol=1e-14, atol=0, err_msg=k)
+    after = np.sqrt(sum(np.sum(g * g, axis=tuple(range(1, g.ndim))) for g in grads.values()))
+    assert np.all(after <= max_norm * (1 + 1e-12))
+    assert after[np.argmax(own)] == pytest.approx(max_norm, rel=1e-6)  # shrunk to the limit
+    assert after[np.argmin(own)] == pytest.approx(min(own), rel=1e-14)  # left as it was
 
 
 def test_fit_seeds_with_one_training_set_per_member():
@@ -475,3 +518,9 @@ def test_bad_fit_seeds_arguments_are_a_clear_error():
         fit_seeds(model, X, y, rngs=[0, 1, 2], epochs=0)
     with pytest.raises(TypeError, match="MultiSeedMLP"):
         fit_seeds(MLP([64, 8, 10]), X, y, rngs=[0])
+    with pytest.raises(ValueError, match="clip_grad_norm"):
+        fit_seeds(model, X, y, rngs=[0, 1, 2], clip_grad_norm=0.0)
+    with pytest.raises(ValueError, match="disagree"):
+        MultiSeedMLP(SIZES, SEEDS, norm="rms", batchnorm=True)
+    with pytest.raises(ValueError, match="no grad_norm was recorded.*clip_grad_norm"):
+        fit_seeds(model, X, y, rngs=[0, 1, 2], epochs=1).final("grad_norm")

@@ -14,7 +14,12 @@ properties the chapter states.
   lr g / (1 - mu); AdamW's decay with zero gradient is (1 - lr wd)^t; the two momentum
   conventions agree while lr is constant and not after it changes; gradient descent on a
   quadratic converges for lr < 2 / L and diverges above;
-* updates are in place, leave the gradients alone and keep float32 parameters float32.
+* updates are in place, leave the gradients alone and keep float32 parameters float32;
+* gradient clipping: ``clip_grad_norm`` (NumPy, on a dict of arrays) and its torch twin scale the
+  gradients exactly as ``torch.nn.utils.clip_grad_norm_`` (float64, several max_norm and
+  norm_type, gradients above and below the limit, a non-finite norm) and return the same
+  pre-clip norm; Hypothesis properties: the clipped norm is min(norm, max_norm) (up to the 1e-6
+  in the denominator), the direction is kept, nothing below the limit moves.
 """
 
 from __future__ import annotations
@@ -347,3 +352,106 @@ def test_registry_names_every_optimizer():
     assert set(O.OPTIMIZERS) == set(TO.OPTIMIZERS) == {"sgd", "adagrad", "rmsprop", "adam", "adamw"}
     for key, cls in O.OPTIMIZERS.items():
         assert TO.OPTIMIZERS[key].__name__ == cls.__name__
+
+
+# ------------------------------------------------------------------------------ gradient clipping
+
+
+def clip_problem(seed: int = 0, scale: float = 1.0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "W1": rng.normal(size=(4, 5)) * scale,
+        "b1": rng.normal(size=5) * scale,
+        "alpha1": np.array(0.3 * scale),  # a 0-d parameter (PReLU's slope)
+        "W2": rng.normal(size=(5, 3)) * scale,
+    }
+
+
+def torch_clipped(grads: dict[str, np.ndarray], max_norm: float, norm_type: float, clip=None):
+    """(total, clipped gradients) from ``clip`` (default torch.nn.utils.clip_grad_norm_) on copies."""
+    params = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads.values()]
+    for p, g in zip(params, grads.values(), strict=True):
+        p.grad = torch.tensor(g.copy())
+    total = (clip or torch.nn.utils.clip_grad_norm_)(params, max_norm, norm_type=norm_type)
+    return total.item(), {k: p.grad.numpy() for k, p in zip(grads, params, strict=True)}
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf")])
+@pytest.mark.parametrize("max_norm", [0.1, 1.0, 5.0, 100.0])
+def test_clip_grad_norm_equals_torch(max_norm, norm_type):
+    grads = clip_problem()
+    want_total, want = torch_clipped(grads, max_norm, norm_type)
+    twin_total, twin = torch_clipped(grads, max_norm, norm_type, clip=TO.clip_grad_norm)
+    total = O.clip_grad_norm(grads, max_norm, norm_type=norm_type)
+    assert isinstance(total, float)
+    assert_allclose(total, want_total, rtol=1e-15)
+    assert_allclose(twin_total, want_total, rtol=1e-15)
+    for k, g in grads.items():
+        assert_allclose(g, want[k], rtol=1e-15, atol=0, err_msg=k)
+        assert_allclose(twin[k], want[k], rtol=1e-15, atol=0, err_msg=k)
+    if max_norm < want_total:  # the comparison has teeth: these were clipped
+        assert not np.allclose(grads["W1"], clip_problem()["W1"])
+    else:
+        assert_array_equal(grads["W1"], clip_problem()["W1"])
+
+
+def test_clip_grad_norm_is_in_place_and_keeps_float32():
+    grads = {k: v.astype(np.float32) for k, v in clip_problem(1, scale=10.0).items()}
+    ids = {k: id(v) for k, v in grads.items()}
+    total = O.clip_grad_norm(grads, 1.0)
+    assert total > 1.0
+    assert {k: id(v) for k, v in grads.items()} == ids and all(v.dtype == np.float32 for v in grads.values())
+    assert np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads.values())) == pytest.approx(
+        1.0, rel=1e-5
+    )
+
+
+def test_a_non_finite_norm_is_torchs_nan_or_an_error():
+    grads = clip_problem(2)
+    grads["b1"][0] = np.nan
+    want_total, want = torch_clipped(grads, 1.0, 2.0)
+    total = O.clip_grad_norm(grads, 1.0)
+    assert np.isnan(total) and np.isnan(want_total)
+    assert np.all(np.isnan(grads["W1"])) and np.all(np.isnan(want["W1"]))  # every gradient scaled by NaN
+    grads = clip_problem(2)
+    grads["W2"][0, 0] = np.inf
+    with pytest.raises(RuntimeError, match="non-finite|cannot be clipped"):
+        O.clip_grad_norm(grads, 1.0, error_if_nonfinite=True)
+    params = [torch.zeros(2, requires_grad=True)]
+    params[0].grad = torch.tensor([np.inf, 1.0])
+    with pytest.raises(RuntimeError, match="cannot be clipped"):
+        TO.clip_grad_norm(params, 1.0, error_if_nonfinite=True)
+
+
+def test_clip_grad_norm_bad_arguments():
+    with pytest.raises(ValueError, match="max_norm"):
+        O.clip_grad_norm(clip_problem(), -1.0)
+    with pytest.raises(TypeError, match="float arrays in place"):
+        O.clip_grad_norm({"a": [1.0, 2.0]}, 1.0)
+    with pytest.raises(TypeError, match="float arrays in place"):
+        O.clip_grad_norm({"a": np.arange(3)}, 1.0)
+    assert O.clip_grad_norm({}, 1.0) == 0.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    g=arrays(np.float64, st.integers(1, 12), elements=st.floats(-1e3, 1e3, allow_nan=False)),
+    h=arrays(np.float64, (2, 3), elements=st.floats(-1e3, 1e3, allow_nan=False)),
+    max_norm=st.floats(1e-3, 1e3),
+)
+def test_clipped_norm_is_the_smaller_of_norm_and_max_norm_and_the_direction_is_kept(g, h, max_norm):
+    grads = {"g": g.copy(), "h": h.copy()}
+    norm = np.sqrt(np.sum(g * g) + np.sum(h * h))
+    total = O.clip_grad_norm(grads, max_norm)
+    assert_allclose(total, norm, rtol=1e-12, atol=1e-300)
+    after = np.sqrt(np.sum(grads["g"] ** 2) + np.sum(grads["h"] ** 2))
+    # the 1e-6 in max_norm / (norm + 1e-6) leaves the clipped norm a hair below max_norm
+    assert after <= max_norm * (1 + 1e-12)
+    if max_norm / (norm + 1e-6) < 1.0:  # clipped (a norm just under max_norm is, by a hair)
+        assert_allclose(after, max_norm * norm / (norm + 1e-6), rtol=1e-10)
+    else:
+        assert_array_equal(grads["g"], g)
+        assert_array_equal(grads["h"], h)
+    scale = after / norm if norm > 0 else 1.0  # one factor for every entry: the direction is kept
+    assert_allclose(grads["g"], g * scale, rtol=1e-12, atol=1e-300)
+    assert_allclose(grads["h"], h * scale, rtol=1e-12, atol=1e-300)

@@ -3,7 +3,10 @@
 The strongest test here trains a NumPy MLP and a torch MLP that start from the same weights
 (``load_numpy_params``, float64) with ``fit`` and the same ``rng``: their per-epoch losses and
 accuracies must agree to ~1e-12, which holds only if both see the same batches in the same
-order and take the same SGD steps.
+order and take the same SGD steps. With ``clip_grad_norm`` the same holds for clipped steps
+(NumPy ``optimizers.clip_grad_norm`` against ``torch.nn.utils.clip_grad_norm_``), a hand-written
+loop (backward, clip, step) gives the same weights, and ``History.grad_norm`` records the mean
+pre-clip norm of each epoch.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from course_lib.data import make_xor
 from course_lib.numpy_impl.losses import cross_entropy
 from course_lib.numpy_impl.mlp import MLP
-from course_lib.numpy_impl.optimizers import SGD
+from course_lib.numpy_impl.optimizers import SGD, clip_grad_norm
 from course_lib.torch_impl.mlp import MLP as TorchMLP
 from course_lib.training import History, fit, progress_enabled
 
@@ -220,3 +223,62 @@ def test_course_progress_env_var(capsys, monkeypatch):
     assert "epochs" in capsys.readouterr().err
     monkeypatch.setenv("COURSE_PROGRESS", "0")
     assert progress_enabled(None) is False and progress_enabled(True) is True
+
+
+# ---------------------------------------------------------------------------- gradient clipping
+
+
+@pytest.mark.parametrize("norm", [None, "layer"])
+def test_numpy_and_torch_fit_clip_the_same_way(norm):
+    X, y = blobs(203)
+    X = X * 5.0  # large inputs: large gradients, so that clipping bites
+    np_model = MLP([5, 7, 7, 3], "gelu", rng=1, norm=norm)
+    th_model = TorchMLP(np_model.sizes, "gelu", dtype=torch.float64, norm=norm).load_numpy_params(
+        np_model.params
+    )
+    kw = dict(epochs=3, batch_size=16, X_val=X[:40], y_val=y[:40], rng=3, progress=False, clip_grad_norm=0.5)
+    h_np = fit(np_model, X, y, optimizer=SGD(lr=0.05, momentum=0.9), **kw)
+    h_th = fit(th_model, X, y, optimizer=torch.optim.SGD(th_model.parameters(), lr=0.05, momentum=0.9), **kw)
+    assert len(h_np.grad_norm) == len(h_th.grad_norm) == 3
+    assert min(h_np.grad_norm) > 0.5  # every epoch's mean norm was above the limit
+    assert_allclose(h_np.grad_norm, h_th.grad_norm, rtol=1e-10)
+    assert_allclose(h_np.train_loss, h_th.train_loss, rtol=1e-10, atol=1e-13)
+    assert_allclose(h_np.val_loss, h_th.val_loss, rtol=1e-10, atol=1e-13)
+    twin = TorchMLP(np_model.sizes, "gelu", dtype=torch.float64, norm=norm).load_numpy_params(np_model.params)
+    for a, b in zip(th_model.parameters(), twin.parameters(), strict=True):
+        assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_fit_clips_after_the_backward_pass_and_before_the_step():
+    """fit with clipping == a hand-written loop: loss_and_grads, clip_grad_norm, opt.step."""
+    X, y = blobs(90)
+    X = X * 5.0
+    model, ref = MLP([5, 6, 3], "tanh", rng=0), MLP([5, 6, 3], "tanh", rng=0)
+    hist = fit(model, X, y, epochs=2, batch_size=20, optimizer=SGD(lr=0.1), rng=4, clip_grad_norm=0.2)
+    rng, opt, means = np.random.default_rng(4), SGD(lr=0.1), []
+    for _ in range(2):
+        order, norms = rng.permutation(len(X)), []
+        for i in range(0, len(X), 20):
+            _, grads = ref.loss_and_grads(X[order[i : i + 20]], y[order[i : i + 20]])
+            norms.append(clip_grad_norm(grads, 0.2))
+            opt.step(ref.params, grads)
+        means.append(np.mean(norms))
+    for k, v in ref.params.items():
+        assert_allclose(model.params[k], v, rtol=1e-13, atol=1e-15, err_msg=k)
+    assert_allclose(hist.grad_norm, means, rtol=1e-13)
+    # and clipping changed the run: without it the weights end elsewhere
+    free = MLP([5, 6, 3], "tanh", rng=0)
+    fit(free, X, y, epochs=2, batch_size=20, optimizer=SGD(lr=0.1), rng=4)
+    assert np.abs(free.params["W1"] - model.params["W1"]).max() > 1e-2
+
+
+def test_grad_norm_is_recorded_only_with_clipping():
+    X, y = blobs()
+    assert fit(MLP([5, 4, 3], rng=0), X, y, epochs=2).grad_norm == []
+    hist = fit(MLP([5, 4, 3], rng=0), X, y, epochs=2, clip_grad_norm=1e6)  # a limit never reached
+    assert len(hist.grad_norm) == 2 and all(isinstance(v, float) and v > 0 for v in hist.grad_norm)
+    assert_array_equal(hist.train_loss, fit(MLP([5, 4, 3], rng=0), X, y, epochs=2).train_loss)
+    assert list(hist.to_frame().columns) == ["train_loss", "train_acc", "seconds", "grad_norm"]
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="clip_grad_norm"):
+            fit(MLP([5, 4, 3], rng=0), X, y, epochs=1, clip_grad_norm=bad)

@@ -9,6 +9,12 @@ tested in ``tests/test_dropout.py``, against the statistics of ``torch.nn.Dropou
 Batch normalization (``batchnorm_forward``/``batchnorm_backward``, running averages, training
 and evaluation modes) is derived in book chapter 5 and checked against
 ``torch.nn.functional.batch_norm`` and by central differences in ``tests/test_batchnorm.py``.
+Layer normalization (Ba et al. 2016) and RMSNorm (Zhang and Sennrich 2019) normalize each row
+over its D features instead of each feature over the batch, so they behave the same in training
+and evaluation, for any batch size, and keep no running statistics
+(``layernorm_forward``/``layernorm_backward``, ``rmsnorm_forward``/``rmsnorm_backward``); checked
+against ``torch.nn.functional.layer_norm`` / ``rms_norm``, autograd and central differences in
+``tests/test_norms.py``; derived in the normalization chapter.
 """
 
 from __future__ import annotations
@@ -170,3 +176,79 @@ def batchnorm_backward(dout: Array, cache: tuple) -> tuple[Array, Array, Array]:
         return g * inv_std, dgamma, dbeta
     dx = inv_std * (g - g.mean(axis=0) - x_hat * (g * x_hat).mean(axis=0))
     return dx, dgamma, dbeta
+
+
+def _normalize_last_axis(x: Array, eps: float, center: bool) -> tuple[Array, Array]:
+    """x_hat = (x - mean x) / sqrt(var x + eps) (``center``) or x / sqrt(mean x^2 + eps), over the last
+    axis, and 1 / sqrt(...) with that axis kept (size 1): x (..., D) -> (..., D), (..., 1)."""
+    if center:
+        x = x - x.mean(axis=-1, keepdims=True)
+    inv = 1.0 / np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps)  # (..., 1)
+    return x * inv, inv
+
+
+def _normalize_last_axis_backward(g: Array, x_hat: Array, inv: Array, center: bool) -> Array:
+    """dx for ``_normalize_last_axis``, from g = dL/dx_hat (..., D); means over the last axis.
+
+    centred: dx = inv (g - mean(g) - x_hat mean(g x_hat)); not centred: dx = inv (g - x_hat mean(g x_hat)).
+    """
+    dx = g - x_hat * (g * x_hat).mean(axis=-1, keepdims=True)
+    if center:
+        dx -= g.mean(axis=-1, keepdims=True)
+    return inv * dx
+
+
+def _check_rows(name: str, x: Array, **vectors: Array) -> Array:
+    x = np.asarray(x)
+    if x.ndim != 2 or any(np.shape(v) != (x.shape[1],) for v in vectors.values()):
+        shapes = ", ".join(f"{k} {np.shape(v)}" for k, v in vectors.items())
+        raise ValueError(f"{name}: x {x.shape}, {shapes}; needs x (N, D) and {', '.join(vectors)} (D,)")
+    return x
+
+
+def layernorm_forward(x: Array, gamma: Array, beta: Array, eps: float = 1e-5) -> tuple[Array, tuple]:
+    """out = gamma * (x - mu) / sqrt(var + eps) + beta, mu and var over the D features of each row.
+
+    x (N, D), gamma and beta (D,) -> out (N, D). mu (N, 1) is the row's mean and var (N, 1) its
+    biased variance, as ``torch.nn.LayerNorm(D, eps)``; no running statistics, so training and
+    evaluation are the same function and a row's output does not depend on the other rows.
+    The cache holds x_hat (N, D), gamma (D,) and 1 / sqrt(var + eps) (N, 1).
+    """
+    x = _check_rows("layernorm_forward", x, gamma=gamma, beta=beta)
+    x_hat, inv_std = _normalize_last_axis(x, eps, center=True)
+    return gamma * x_hat + beta, (x_hat, gamma, inv_std)
+
+
+def layernorm_backward(dout: Array, cache: tuple) -> tuple[Array, Array, Array]:
+    """dx (N, D), dgamma (D,), dbeta (D,) for ``layernorm_forward``'s output gradient dout (N, D).
+
+    dgamma = sum_n dout * x_hat, dbeta = sum_n dout, and with g = dout * gamma and means over the
+    D features of each row: dx = (1 / sqrt(var + eps)) * (g - mean_d(g) - x_hat * mean_d(g * x_hat)),
+    batch norm's formula with the roles of rows and features exchanged.
+    """
+    x_hat, gamma, inv_std = cache
+    dx = _normalize_last_axis_backward(dout * gamma, x_hat, inv_std, center=True)
+    return dx, (dout * x_hat).sum(axis=0), dout.sum(axis=0)
+
+
+def rmsnorm_forward(x: Array, gamma: Array, eps: float = 1e-6) -> tuple[Array, tuple]:
+    """out = gamma * x / sqrt(mean_d(x^2) + eps), over the D features of each row; no centring, no beta.
+
+    x (N, D), gamma (D,) -> out (N, D), as ``torch.nn.RMSNorm(D, eps)`` (whose default eps, None,
+    is the dtype's machine epsilon: pass eps to compare). The cache holds x_hat = x / rms (N, D),
+    gamma (D,) and 1 / rms (N, 1), rms = sqrt(mean_d(x^2) + eps).
+    """
+    x = _check_rows("rmsnorm_forward", x, gamma=gamma)
+    x_hat, inv_rms = _normalize_last_axis(x, eps, center=False)
+    return gamma * x_hat, (x_hat, gamma, inv_rms)
+
+
+def rmsnorm_backward(dout: Array, cache: tuple) -> tuple[Array, Array]:
+    """dx (N, D) and dgamma (D,) for ``rmsnorm_forward``'s output gradient dout (N, D).
+
+    dgamma = sum_n dout * x_hat; with g = dout * gamma: dx = (1 / rms) * (g - x_hat * mean_d(g * x_hat)),
+    layer norm's dx without the mean_d(g) term (nothing was subtracted).
+    """
+    x_hat, gamma, inv_rms = cache
+    dx = _normalize_last_axis_backward(dout * gamma, x_hat, inv_rms, center=False)
+    return dx, (dout * x_hat).sum(axis=0)

@@ -21,6 +21,12 @@ step (``loss_and_grads``) normalizes with the batch's statistics and updates the
 ``forward``, ``loss`` and ``predict`` evaluate with the running averages unless asked for the
 batch's (``train=True``), and never change them.
 
+Other normalizations (the normalization chapter): ``norm="layer"`` (layer norm) or ``norm="rms"``
+(RMSNorm) normalize each example's pre-activations over its H_i units, dense -> norm -> activation,
+with ``layers.layernorm_forward`` / ``rmsnorm_forward``: the same function in training and
+evaluation, no running averages. Layer norm's beta replaces the dense bias, as batch norm's does;
+RMSNorm has no beta, so the dense layer keeps its bias. ``norm="batch"`` is ``batchnorm=True``.
+
 Skip connections (book chapter 7): ``residual=True`` adds each hidden layer's input to its output,
 h_i = f_i(h_{i-1}) + h_{i-1}, for every hidden layer after the first whose width equals its input's
 (f_i is the layer's dense -> [batch norm] -> activation -> [batch norm]; dropout acts on the sum).
@@ -46,6 +52,8 @@ DEFAULT_INIT = {
     "leaky_relu": "he_normal",
     "prelu": "he_normal",
     "elu": "he_normal",
+    "gelu": "he_normal",  # ReLU-like: ~ x for x >> 0, ~ 0 for x << 0
+    "silu": "he_normal",
     "sigmoid": "xavier_normal",
     "tanh": "xavier_normal",
 }
@@ -65,11 +73,16 @@ class MLP:
     loss. ``max_norm`` is the largest norm allowed for the incoming weight vector of any unit
     (a column of a W), enforced by ``apply_constraints``.
 
-    ``batchnorm`` is False, True / ``"before"`` (dense -> BN -> activation, no dense bias) or
-    ``"after"`` (dense -> activation -> BN); ``bn_momentum`` and ``bn_eps`` are PyTorch's
-    ``momentum`` (running = (1 - m) running + m batch) and ``eps``. ``residual`` adds an identity
-    skip around every hidden layer after the first whose input and output widths agree
-    (``skips`` lists their numbers).
+    ``norm`` is None, ``"batch"``, ``"layer"`` or ``"rms"``: the normalization of every hidden
+    layer's pre-activations (dense -> norm -> activation), with a learned scale ``gamma{i}`` (H_i,)
+    and, for batch and layer norm, a shift ``beta{i}`` (H_i,) that replaces the bias ``b{i}``.
+    ``batchnorm``, the older switch, is False, True / ``"before"`` (= ``norm="batch"``) or
+    ``"after"`` (dense -> activation -> BN); giving both is allowed only when they agree
+    (``norm="batch"`` with any batchnorm but False). ``bn_momentum`` and ``bn_eps`` are PyTorch's
+    ``momentum`` (running = (1 - m) running + m batch) and ``eps`` of batch norm; ``norm_eps`` is
+    the eps of layer norm and RMSNorm (None: 1e-5 and 1e-6, the layer functions' defaults).
+    ``residual`` adds an identity skip around every hidden layer after the first whose input and
+    output widths agree (``skips`` lists their numbers).
     """
 
     def __init__(
@@ -88,6 +101,8 @@ class MLP:
         bn_momentum: float = 0.1,
         bn_eps: float = 1e-5,
         residual: bool = False,
+        norm: str | None = None,
+        norm_eps: float | None = None,
     ) -> None:
         check_options(sizes, input_dropout, l1, l2, max_norm)
         if activation not in ACTIVATIONS:
@@ -100,7 +115,7 @@ class MLP:
         self.dropout = dropout_rates(dropout, len(self.sizes) - 2)
         self.input_dropout = float(input_dropout)
         self.l1, self.l2, self.max_norm = float(l1), float(l2), max_norm
-        self.batchnorm = batchnorm_position(batchnorm)
+        self.norm, self.batchnorm, self.norm_eps = norm_options(norm, batchnorm, norm_eps)
         self.bn_momentum, self.bn_eps = float(bn_momentum), float(bn_eps)
         self.residual = bool(residual)
         self.skips = residual_layers(self.sizes) if self.residual else []
@@ -109,11 +124,13 @@ class MLP:
         for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True), start=1):
             hidden = i < self.n_layers
             self.params[f"W{i}"] = initializers.get(self.init, fan_in, fan_out, rng).astype(dtype)
-            if not (hidden and self.batchnorm == "before"):  # BN's beta replaces the bias
+            if not (hidden and norm_replaces_bias(self.norm, self.batchnorm)):  # beta replaces the bias
                 self.params[f"b{i}"] = np.zeros(fan_out, dtype=dtype)
-            if hidden and self.batchnorm:
+            if hidden and self.norm:
                 self.params[f"gamma{i}"] = np.ones(fan_out, dtype=dtype)
-                self.params[f"beta{i}"] = np.zeros(fan_out, dtype=dtype)
+                if self.norm != "rms":  # RMSNorm has no shift
+                    self.params[f"beta{i}"] = np.zeros(fan_out, dtype=dtype)
+            if hidden and self.norm == "batch":
                 running = layers.batchnorm_running(fan_out, dtype)
                 self.buffers[f"running_mean{i}"], self.buffers[f"running_var{i}"] = (
                     running["mean"],
@@ -148,6 +165,25 @@ class MLP:
             self.bn_eps,
         )
 
+    def _norm(self, h: Array, i: int, train: bool, update: bool) -> tuple[Array, tuple]:
+        """Layer i's normalization of h (N, H_i) before the activation: batch, layer or RMS norm."""
+        if self.norm == "batch":
+            return self._batchnorm(h, i, train, update)
+        if self.norm == "layer":
+            return layers.layernorm_forward(
+                h, self.params[f"gamma{i}"], self.params[f"beta{i}"], self.norm_eps
+            )
+        return layers.rmsnorm_forward(h, self.params[f"gamma{i}"], self.norm_eps)
+
+    def _norm_backward(self, dh: Array, cache: tuple, i: int, grads: dict[str, Array]) -> Array:
+        """dL/dh through layer i's normalization; its gamma (and beta) gradients go into ``grads``."""
+        if self.norm == "rms":
+            dh, grads[f"gamma{i}"] = layers.rmsnorm_backward(dh, cache)
+            return dh
+        backward = layers.batchnorm_backward if self.norm == "batch" else layers.layernorm_backward
+        dh, grads[f"gamma{i}"], grads[f"beta{i}"] = backward(dh, cache)
+        return dh
+
     def _forward(
         self, x: Array, rng: np.random.Generator | None = None, train: bool = False, update: bool = False
     ) -> tuple[Array, list, list[Array]]:
@@ -167,8 +203,8 @@ class MLP:
             h, dense_cache = layers.dense_forward(h, self.params[f"W{i}"], self.params.get(f"b{i}", 0.0))
             bn_cache = act_cache = None
             if i < self.n_layers:  # (N, H_i)
-                if self.batchnorm == "before":
-                    h, bn_cache = self._batchnorm(h, i, train, update)
+                if self.norm and self.batchnorm != "after":  # (N, H_i): batch, layer or RMS norm
+                    h, bn_cache = self._norm(h, i, train, update)
                 h, act_cache = layers.activation_forward(h, self.activation, self.params.get(f"alpha{i}"))
                 if self.batchnorm == "after":
                     h, bn_cache = self._batchnorm(h, i, train, update)
@@ -250,8 +286,8 @@ class MLP:
                 dh, dalpha = layers.activation_backward(dh, act_cache)  # (N, H_i)
                 if dalpha is not None:
                     grads[f"alpha{i}"] = dalpha
-            if bn_cache is not None and self.batchnorm == "before":
-                dh, grads[f"gamma{i}"], grads[f"beta{i}"] = layers.batchnorm_backward(dh, bn_cache)
+            if bn_cache is not None and self.batchnorm != "after":
+                dh = self._norm_backward(dh, bn_cache, i, grads)
             if i > 1:
                 dh, grads[f"W{i}"], db = layers.dense_backward(dh, dense_cache)
                 if dskip is not None:
@@ -313,6 +349,51 @@ def dropout_rates(dropout: float | Sequence[float], n_hidden: int) -> list[float
     if any(not 0.0 <= p < 1.0 for p in rates):
         raise ValueError(f"dropout rates are drop probabilities in [0, 1), got {rates}")
     return rates
+
+
+#: The normalizations ``MLP(norm=...)`` offers, besides None.
+NORMS = ("batch", "layer", "rms")
+
+
+def norm_options(
+    norm: str | None, batchnorm: bool | str, norm_eps: float | None = None
+) -> tuple[str | None, str | None, float | None]:
+    """(norm, batch-norm position, layer/RMS norm eps) from the MLP's ``norm``, ``batchnorm``, ``norm_eps``.
+
+    ``batchnorm=True`` (or ``"before"``/``"after"``) means ``norm="batch"``; ``norm="batch"`` alone
+    puts it before the activation. Both given and disagreeing (``norm="layer", batchnorm=True``) is
+    a ValueError, as is ``norm_eps`` with batch norm (its eps is ``bn_eps``). The position is None
+    except for batch norm; the eps is None except for layer norm (default 1e-5) and RMSNorm (1e-6).
+    """
+    position = batchnorm_position(batchnorm)
+    if norm is None:
+        norm = "batch" if position else None
+    elif norm not in NORMS:
+        raise ValueError(f"norm is None, 'batch', 'layer' or 'rms', got {norm!r}")
+    elif norm != "batch" and position is not None:
+        raise ValueError(
+            f"norm={norm!r} and batchnorm={batchnorm!r} disagree: batchnorm=True is norm='batch'; "
+            "pass only norm"
+        )
+    if norm in (None, "batch") and norm_eps is not None:
+        raise ValueError(
+            "norm_eps is the eps of norm='layer' and norm='rms'"
+            + ("; batch norm's is bn_eps" if norm == "batch" else ", and no norm is chosen")
+        )
+    if norm is None:
+        return None, None, None
+    if norm == "batch":
+        return norm, position or "before", None
+    if norm_eps is not None and not norm_eps >= 0:
+        raise ValueError(f"norm_eps must be >= 0, got {norm_eps}")
+    default = 1e-5 if norm == "layer" else 1e-6
+    return norm, None, float(default if norm_eps is None else norm_eps)
+
+
+def norm_replaces_bias(norm: str | None, batchnorm: str | None) -> bool:
+    """True when a hidden dense layer has no bias: a batch norm before the activation or a layer norm
+    follows it, and their beta shifts instead (RMSNorm has no beta, so its dense layer keeps b)."""
+    return batchnorm == "before" or norm == "layer"
 
 
 def batchnorm_position(batchnorm: bool | str) -> str | None:

@@ -5,7 +5,8 @@ leading seed axis: ``W1 (S, D, H1)``, ``b1 (S, H1)``, ..., and each layer is one
 product, (S, N, D) @ (S, D, H) -> (S, N, H), so that Python's overhead per step is paid once for
 all the seeds. Member s starts exactly as ``mlp.MLP(sizes, ..., rng=seeds[s])`` would (the same
 draws in the same order), takes the same options with the same meaning (activations, dropout,
-input dropout, L1/L2, max-norm, batch norm before or after the activation, residual skips), and
+input dropout, L1/L2, max-norm, batch norm before or after the activation, layer norm, RMSNorm,
+residual skips), and
 ``training.fit_seeds`` trains member s on the batches ``training.fit`` would give it.
 
 The reference it is checked against is S independent ``MLP``s: ``tests/test_multiseed.py``
@@ -28,9 +29,9 @@ from course_lib.numpy_impl.activations import ACTIVATIONS
 from course_lib.numpy_impl.mlp import (
     DEFAULT_INIT,
     MLP,
-    batchnorm_position,
     check_options,
     dropout_rates,
+    norm_options,
     residual_layers,
 )
 
@@ -42,8 +43,9 @@ class MultiSeedMLP:
     """sizes = [D, H1, ..., C], S = len(seeds) members: logits (S, N, C) from inputs (N, D) or (S, N, D).
 
     ``params`` holds ``W{i} (S, H_{i-1}, H_i)``, ``b{i} (S, H_i)``, ``gamma{i}``/``beta{i} (S, H_i)``
-    with batch norm, ``alpha{i} (S,)`` for PReLU; ``buffers`` the batch-norm running averages
-    ``running_mean{i}``/``running_var{i} (S, H_i)``. ``params[name][s]`` is member s's
+    with batch or layer norm (``gamma{i}`` alone with RMSNorm), ``alpha{i} (S,)`` for PReLU;
+    ``buffers`` the batch-norm running averages ``running_mean{i}``/``running_var{i} (S, H_i)``.
+    ``params[name][s]`` is member s's
     ``MLP.params[name]``. Every other argument is ``mlp.MLP``'s, with the same meaning; ``seeds``
     is a non-empty sequence of ints or Generators, one per member (``MLP``'s ``rng``).
     """
@@ -64,6 +66,8 @@ class MultiSeedMLP:
         bn_momentum: float = 0.1,
         bn_eps: float = 1e-5,
         residual: bool = False,
+        norm: str | None = None,
+        norm_eps: float | None = None,
     ) -> None:
         check_options(sizes, input_dropout, l1, l2, max_norm)
         if activation not in ACTIVATIONS:
@@ -80,7 +84,7 @@ class MultiSeedMLP:
         self.dropout = dropout_rates(dropout, len(self.sizes) - 2)
         self.input_dropout = float(input_dropout)
         self.l1, self.l2, self.max_norm = float(l1), float(l2), max_norm
-        self.batchnorm = batchnorm_position(batchnorm)
+        self.norm, self.batchnorm, self.norm_eps = norm_options(norm, batchnorm, norm_eps)
         self.bn_momentum, self.bn_eps = float(bn_momentum), float(bn_eps)
         self.residual = bool(residual)
         self.skips = residual_layers(self.sizes) if self.residual else []
@@ -108,6 +112,8 @@ class MultiSeedMLP:
             bn_momentum=self.bn_momentum,
             bn_eps=self.bn_eps,
             residual=self.residual,
+            norm=self.norm,
+            norm_eps=self.norm_eps,
         )
 
     @property
@@ -193,6 +199,22 @@ class MultiSeedMLP:
             self.bn_eps,
         )
 
+    def _norm(self, h: Array, i: int, train: bool, update: bool) -> tuple[Array, tuple]:
+        """Layer i's batch, layer or RMS norm before the activation, per member: h (S, N, H_i)."""
+        if self.norm == "batch":
+            return self._batchnorm(h, i, train, update)
+        beta = self.params.get(f"beta{i}")  # None for RMSNorm
+        return _rownorm_forward(h, self.params[f"gamma{i}"], beta, self.norm_eps)
+
+    def _norm_backward(self, dh: Array, cache: tuple, i: int, grads: dict[str, Array]) -> Array:
+        if self.norm == "batch":
+            dh, grads[f"gamma{i}"], grads[f"beta{i}"] = _batchnorm_backward(dh, cache)
+            return dh
+        dh, grads[f"gamma{i}"], dbeta = _rownorm_backward(dh, cache)
+        if dbeta is not None:
+            grads[f"beta{i}"] = dbeta
+        return dh
+
     def _forward(
         self,
         x: Array,
@@ -210,8 +232,8 @@ class MultiSeedMLP:
             h, dense_cache = _dense_forward(h, self.params[f"W{i}"], self.params.get(f"b{i}"))  # (S, N, H_i)
             bn_cache = act_cache = None
             if i < self.n_layers:
-                if self.batchnorm == "before":
-                    h, bn_cache = self._batchnorm(h, i, train, update)
+                if self.norm and self.batchnorm != "after":
+                    h, bn_cache = self._norm(h, i, train, update)
                 alpha = self.params.get(f"alpha{i}")
                 alpha = None if alpha is None else alpha[:, None, None]  # (S, 1, 1): one slope per seed
                 h, act_cache = layers.activation_forward(h, self.activation, alpha)
@@ -313,8 +335,8 @@ class MultiSeedMLP:
                 dh, dalpha = layers.activation_backward(dh, act_cache)  # (S, B, H_i)
                 if dalpha is not None:
                     grads[f"alpha{i}"] = dalpha.reshape(self.n_seeds)  # (S, 1, 1) -> (S,)
-            if bn_cache is not None and self.batchnorm == "before":
-                dh, grads[f"gamma{i}"], grads[f"beta{i}"] = _batchnorm_backward(dh, bn_cache)
+            if bn_cache is not None and self.batchnorm != "after":
+                dh = self._norm_backward(dh, bn_cache, i, grads)
             if i > 1:
                 dh, grads[f"W{i}"], db = _dense_backward(dh, dense_cache)  # dh (S, B, H_{i-1})
                 if dskip is not None:
@@ -427,6 +449,26 @@ def _batchnorm_backward(dout: Array, cache: tuple) -> tuple[Array, Array, Array]
         return g * inv_std, dgamma, dbeta
     dx = inv_std * (g - g.mean(axis=1, keepdims=True) - x_hat * (g * x_hat).mean(axis=1, keepdims=True))
     return dx, dgamma, dbeta
+
+
+def _rownorm_forward(x: Array, gamma: Array, beta: Array | None, eps: float) -> tuple[Array, tuple]:
+    """Layer norm (with ``beta``) or RMSNorm (``beta`` None) of each row, per member.
+
+    x (S, N, H), gamma and beta (S, H): ``layers.layernorm_forward`` / ``rmsnorm_forward`` for each
+    member; normalizing over the last axis does not mix members or rows.
+    """
+    x_hat, inv = layers._normalize_last_axis(x, eps, center=beta is not None)  # (S, N, H), (S, N, 1)
+    out = gamma[:, None, :] * x_hat
+    if beta is not None:
+        out += beta[:, None, :]
+    return out, (x_hat, gamma, inv, beta is not None)
+
+
+def _rownorm_backward(dout: Array, cache: tuple) -> tuple[Array, Array, Array | None]:
+    """dx (S, N, H), dgamma (S, H), dbeta (S, H) (None for RMSNorm): the layers' backward per member."""
+    x_hat, gamma, inv, center = cache
+    dx = layers._normalize_last_axis_backward(dout * gamma[:, None, :], x_hat, inv, center)
+    return dx, (dout * x_hat).sum(axis=1), dout.sum(axis=1) if center else None
 
 
 def _log_softmax(logits: Array) -> Array:

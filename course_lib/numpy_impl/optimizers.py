@@ -17,6 +17,12 @@ Conventions, those of PyTorch:
   (``training.fit(..., schedule=...)`` does).
 * State (velocities, moment estimates, step counts) lives in ``opt.state``, one entry per
   parameter name, created at the parameter's first step.
+
+Gradient clipping (the diagnosis chapter, exploding gradients): ``clip_grad_norm(grads, max_norm)``
+rescales a dict of gradients in place, before the optimizer step, as
+``torch.nn.utils.clip_grad_norm_`` does (tested against it); ``clip_grad_norm_seeds`` does the same
+for every member of a ``multiseed.MultiSeedMLP``, each with its own norm. ``training.fit`` and
+``fit_seeds`` call them with ``clip_grad_norm=max_norm``.
 """
 
 from __future__ import annotations
@@ -192,6 +198,60 @@ class AdamW(Adam):
     def _decay(self, w: np.ndarray) -> None:
         if self.weight_decay:
             w *= 1.0 - self.lr * self.weight_decay
+
+
+def clip_grad_norm(
+    grads: Params, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False
+) -> float:
+    """g *= min(1, max_norm / (||g||_total + 1e-6)) for every g in ``grads``, in place; returns ||g||_total.
+
+    ||g||_total is the ``norm_type``-norm (2: Euclidean, ``inf``: max |g|) of all the gradients
+    seen as one vector, computed, as torch does, as the norm of the per-array norms. The scale is
+    at most 1, so gradients are only ever shrunk, to a total norm of max_norm (minus the 1e-6 that
+    keeps the division finite): the direction of the step is kept, its length capped. The returned
+    norm is the one *before* clipping, what ``torch.nn.utils.clip_grad_norm_`` returns. A
+    non-finite norm scales everything to NaN, as torch, unless ``error_if_nonfinite`` raises.
+    ``grads`` holds float arrays (the dict ``loss_and_grads`` returns), scaled in their own dtype.
+    """
+    if max_norm < 0:
+        raise ValueError(f"max_norm is the largest total gradient norm allowed, >= 0; got {max_norm}")
+    arrays = list(grads.values())
+    for name, g in grads.items():
+        if not (isinstance(g, np.ndarray) and np.issubdtype(g.dtype, np.floating)):
+            raise TypeError(
+                f"clip_grad_norm scales float arrays in place; grads[{name!r}] is {type(g).__name__}"
+            )
+    if not arrays:
+        return 0.0
+    norms = np.array([np.linalg.norm(g.ravel(), ord=norm_type) for g in arrays])  # one per array
+    total = float(np.linalg.norm(norms, ord=norm_type))
+    if error_if_nonfinite and not np.isfinite(total):
+        raise RuntimeError(f"the total gradient norm is {total}, so it cannot be clipped")
+    scale = np.minimum(max_norm / (total + 1e-6), 1.0)  # NaN stays NaN, as torch.clamp
+    for g in arrays:
+        g *= g.dtype.type(scale)
+    return total
+
+
+def clip_grad_norm_seeds(grads: Params, max_norm: float, norm_type: float = 2.0) -> np.ndarray:
+    """``clip_grad_norm`` for each member of a stacked model: every ``grads[name]`` is (S, ...).
+
+    Member s's gradients ``grads[name][s]`` are scaled by min(1, max_norm / (n_s + 1e-6)), n_s their
+    own total norm, in place; returns the (S,) norms before clipping. The same as calling
+    ``clip_grad_norm({k: g[s] ...}, max_norm)`` for each s (tested).
+    """
+    if max_norm < 0:
+        raise ValueError(f"max_norm is the largest total gradient norm allowed, >= 0; got {max_norm}")
+    arrays = list(grads.values())
+    if not arrays:
+        raise ValueError("clip_grad_norm_seeds needs at least one gradient array of shape (S, ...)")
+    S = arrays[0].shape[0]
+    norms = np.stack([np.linalg.norm(g.reshape(S, -1), ord=norm_type, axis=1) for g in arrays])  # (k, S)
+    total = np.linalg.norm(norms, ord=norm_type, axis=0)  # (S,)
+    scale = np.minimum(max_norm / (total + 1e-6), 1.0)  # (S,)
+    for g in arrays:
+        g *= scale.astype(g.dtype).reshape(S, *([1] * (g.ndim - 1)))
+    return total
 
 
 #: Name -> class, for pages and configuration files.

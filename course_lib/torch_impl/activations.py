@@ -6,6 +6,8 @@ compared with autograd) and follow autograd's values at the kinks.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -78,6 +80,28 @@ def elu_grad(x: Tensor, alpha: float = 1.0) -> Tensor:
     return torch.where(x > 0, torch.ones_like(x), alpha * torch.exp(torch.clamp(x, max=0)))
 
 
+def gelu(x: Tensor) -> Tensor:
+    """x Phi(x), the exact (erf) form: ``F.gelu(x, approximate="none")``."""
+    return F.gelu(x, approximate="none")
+
+
+def gelu_grad(x: Tensor) -> Tensor:
+    """Phi(x) + x phi(x), with Phi(x) = erfc(-x / sqrt 2) / 2 and phi(x) = e^(-x^2 / 2) / sqrt(2 pi)."""
+    pdf = torch.exp(-0.5 * torch.clamp(x, -40.0, 40.0) ** 2) / math.sqrt(2.0 * math.pi)
+    return 0.5 * torch.special.erfc(-x * math.sqrt(0.5)) + x * pdf
+
+
+def silu(x: Tensor) -> Tensor:
+    """x sigma(x): ``F.silu``."""
+    return F.silu(x)
+
+
+def silu_grad(x: Tensor) -> Tensor:
+    """sigma(x) (1 + x (1 - sigma(x)))."""
+    s = torch.sigmoid(x)
+    return s * (1 + x * (1 - s))
+
+
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     return torch.softmax(x, dim=axis)
 
@@ -97,4 +121,6 @@ MODULES = {
     "leaky_relu": lambda: torch.nn.LeakyReLU(0.01),
     "elu": torch.nn.ELU,
     "prelu": lambda: torch.nn.PReLU(num_parameters=1, init=0.25),
+    "gelu": lambda: torch.nn.GELU(approximate="none"),
+    "silu": torch.nn.SiLU,
 }

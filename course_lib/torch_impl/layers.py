@@ -9,6 +9,10 @@ that a run is reproducible without a global seed. The tests check that its stati
 ``batchnorm_forward``/``batchnorm_backward`` are the NumPy pair written with tensors: the same
 formulas, the same running-average convention as ``torch.nn.functional.batch_norm`` (which the
 tests compare them with). Models use ``torch.nn.BatchNorm1d`` itself.
+
+``layernorm_forward``/``layernorm_backward`` and ``rmsnorm_forward``/``rmsnorm_backward`` likewise
+write the NumPy pairs with tensors; they equal ``torch.nn.functional.layer_norm`` and
+``rms_norm`` (and autograd), and models use ``torch.nn.LayerNorm`` / ``torch.nn.RMSNorm``.
 """
 
 from __future__ import annotations
@@ -125,3 +129,44 @@ def batchnorm_backward(dout: Tensor, cache: tuple) -> tuple[Tensor, Tensor, Tens
     if not train:
         return g * inv_std, dgamma, dbeta
     return inv_std * (g - g.mean(0) - x_hat * (g * x_hat).mean(0)), dgamma, dbeta
+
+
+def _normalize_last_axis(x: Tensor, eps: float, center: bool) -> tuple[Tensor, Tensor]:
+    """x_hat over the last axis, (x - mean) / sqrt(var + eps) or x / sqrt(mean x^2 + eps), and 1 / sqrt(.)."""
+    if center:
+        x = x - x.mean(-1, keepdim=True)
+    inv = torch.rsqrt((x * x).mean(-1, keepdim=True) + eps)
+    return x * inv, inv
+
+
+def _normalize_last_axis_backward(g: Tensor, x_hat: Tensor, inv: Tensor, center: bool) -> Tensor:
+    dx = g - x_hat * (g * x_hat).mean(-1, keepdim=True)
+    if center:
+        dx = dx - g.mean(-1, keepdim=True)
+    return inv * dx
+
+
+def layernorm_forward(x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5) -> tuple[Tensor, tuple]:
+    """out = gamma (x - mu) / sqrt(var + eps) + beta, mu and var over each row's D features; x (N, D)."""
+    x_hat, inv_std = _normalize_last_axis(x, eps, center=True)
+    return gamma * x_hat + beta, (x_hat, gamma, inv_std)
+
+
+def layernorm_backward(dout: Tensor, cache: tuple) -> tuple[Tensor, Tensor, Tensor]:
+    """dx = inv_std (g - mean_d g - x_hat mean_d(g x_hat)), g = dout gamma; dgamma, dbeta summed over rows."""
+    x_hat, gamma, inv_std = cache
+    dx = _normalize_last_axis_backward(dout * gamma, x_hat, inv_std, center=True)
+    return dx, (dout * x_hat).sum(0), dout.sum(0)
+
+
+def rmsnorm_forward(x: Tensor, gamma: Tensor, eps: float = 1e-6) -> tuple[Tensor, tuple]:
+    """out = gamma x / sqrt(mean_d x^2 + eps) per row; x (N, D), gamma (D,)."""
+    x_hat, inv_rms = _normalize_last_axis(x, eps, center=False)
+    return gamma * x_hat, (x_hat, gamma, inv_rms)
+
+
+def rmsnorm_backward(dout: Tensor, cache: tuple) -> tuple[Tensor, Tensor]:
+    """dx = inv_rms (g - x_hat mean_d(g x_hat)), g = dout gamma; dgamma = sum_n dout x_hat."""
+    x_hat, gamma, inv_rms = cache
+    dx = _normalize_last_axis_backward(dout * gamma, x_hat, inv_rms, center=False)
+    return dx, (dout * x_hat).sum(0)

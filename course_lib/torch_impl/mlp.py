@@ -8,7 +8,10 @@ before the first layer; ``l1``/``l2`` penalties on the weights (``penalty()``, w
 
 ``batchnorm`` as in the NumPy MLP: ``nn.BatchNorm1d`` between ``Linear`` (then without bias) and
 the activation (True or ``"before"``), or after the activation (``"after"``). Its running
-averages follow ``model.train()`` / ``model.eval()``, as every torch module's do.
+averages follow ``model.train()`` / ``model.eval()``, as every torch module's do. ``norm`` as in
+the NumPy MLP: ``"batch"`` (= ``batchnorm=True``), ``"layer"`` (``nn.LayerNorm``, the Linear
+without bias) or ``"rms"`` (``nn.RMSNorm``, the Linear keeps its bias), between Linear and the
+activation.
 
 ``residual=True`` as in the NumPy MLP: a ``Skip`` module (x + layer(x)) around every hidden layer
 after the first whose input and output widths agree; dropout follows the sum.
@@ -24,9 +27,10 @@ from torch import Tensor, nn
 
 from course_lib.numpy_impl.mlp import (
     DEFAULT_INIT,
-    batchnorm_position,
     check_options,
     dropout_rates,
+    norm_options,
+    norm_replaces_bias,
     residual_layers,
 )
 from course_lib.torch_impl import regularization
@@ -62,6 +66,8 @@ class MLP(nn.Module):
         bn_momentum: float = 0.1,
         bn_eps: float = 1e-5,
         residual: bool = False,
+        norm: str | None = None,
+        norm_eps: float | None = None,
     ) -> None:
         super().__init__()
         check_options(sizes, input_dropout, l1, l2, max_norm)  # the NumPy MLP's checks
@@ -74,7 +80,7 @@ class MLP(nn.Module):
         self.init = init or DEFAULT_INIT[activation]
         self.dropout, self.input_dropout = rates, float(input_dropout)
         self.l1, self.l2, self.max_norm = float(l1), float(l2), max_norm
-        self.batchnorm = batchnorm_position(batchnorm)
+        self.norm, self.batchnorm, self.norm_eps = norm_options(norm, batchnorm, norm_eps)
         self.residual = bool(residual)
         self.skips = residual_layers(self.sizes) if self.residual else []
         # Dropout masks come from their own generator, seeded from ``generator`` after the weights.
@@ -82,7 +88,10 @@ class MLP(nn.Module):
         linears = [
             init_linear(
                 nn.Linear(
-                    fan_in, fan_out, bias=not (i < n_hidden and self.batchnorm == "before"), dtype=dtype
+                    fan_in,
+                    fan_out,
+                    bias=not (i < n_hidden and norm_replaces_bias(self.norm, self.batchnorm)),
+                    dtype=dtype,
                 ),
                 self.init,
                 generator,
@@ -98,11 +107,19 @@ class MLP(nn.Module):
             if i == len(rates):  # the output layer
                 modules.append(linear)
                 break
-            # a hidden layer: linear, [batch norm], activation, [batch norm] (with a skip around
-            # them when residual), then dropout
-            bn = nn.BatchNorm1d(linear.out_features, eps=bn_eps, momentum=bn_momentum, dtype=dtype)
-            layer = [linear] + ([bn] if self.batchnorm == "before" else [])
-            layer += [MODULES[activation]().to(dtype)] + ([bn] if self.batchnorm == "after" else [])
+            # a hidden layer: linear, [norm], activation, [batch norm] (with a skip around them
+            # when residual), then dropout
+            width = linear.out_features
+            norm_layer: list[nn.Module] = []
+            if self.norm == "batch":
+                norm_layer = [nn.BatchNorm1d(width, eps=bn_eps, momentum=bn_momentum, dtype=dtype)]
+            elif self.norm == "layer":
+                norm_layer = [nn.LayerNorm(width, eps=self.norm_eps, dtype=dtype)]
+            elif self.norm == "rms":
+                norm_layer = [nn.RMSNorm(width, eps=self.norm_eps, dtype=dtype)]
+            after = self.batchnorm == "after"
+            layer = [linear] + ([] if after else norm_layer)
+            layer += [MODULES[activation]().to(dtype)] + (norm_layer if after else [])
             modules += [Skip(*layer)] if i + 1 in self.skips else layer
             if rates[i] > 0:
                 modules.append(Dropout(rates[i], drop_gen))
@@ -136,6 +153,12 @@ class MLP(nn.Module):
     def batchnorms(self) -> list[nn.BatchNorm1d]:
         return [m for m in self.net.modules() if isinstance(m, nn.BatchNorm1d)]
 
+    @property
+    def norms(self) -> list[nn.Module]:
+        """The normalization modules (BatchNorm1d, LayerNorm or RMSNorm), one per hidden layer."""
+        kinds = (nn.BatchNorm1d, nn.LayerNorm, nn.RMSNorm)
+        return [m for m in self.net.modules() if isinstance(m, kinds)]
+
     def forward(self, x: Tensor) -> Tensor:
         """Logits (N, C) for inputs (N, D)."""
         return self.net(x)
@@ -147,19 +170,21 @@ class MLP(nn.Module):
         """Copy the weights of a ``numpy_impl.mlp.MLP`` (W is (in, out) there, (out, in) here), and
         its batch-norm running averages when ``buffers`` (its ``.buffers``) is given."""
         prelus = [m for m in self.net.modules() if isinstance(m, nn.PReLU)]
-        bns = self.batchnorms
+        norms = self.norms
         for i, lin in enumerate(self.linears, start=1):
             lin.weight.copy_(torch.as_tensor(params[f"W{i}"].T))
             if lin.bias is not None:
                 lin.bias.copy_(torch.as_tensor(params[f"b{i}"]))
             if prelus and i <= len(prelus):
                 prelus[i - 1].weight.fill_(float(params[f"alpha{i}"]))
-            if bns and i <= len(bns):
-                bns[i - 1].weight.copy_(torch.as_tensor(params[f"gamma{i}"]))
-                bns[i - 1].bias.copy_(torch.as_tensor(params[f"beta{i}"]))
-                if buffers is not None:
-                    bns[i - 1].running_mean.copy_(torch.as_tensor(buffers[f"running_mean{i}"]))
-                    bns[i - 1].running_var.copy_(torch.as_tensor(buffers[f"running_var{i}"]))
+            if norms and i <= len(norms):
+                norm = norms[i - 1]
+                norm.weight.copy_(torch.as_tensor(params[f"gamma{i}"]))
+                if getattr(norm, "bias", None) is not None:  # RMSNorm has no shift
+                    norm.bias.copy_(torch.as_tensor(params[f"beta{i}"]))
+                if buffers is not None and isinstance(norm, nn.BatchNorm1d):
+                    norm.running_mean.copy_(torch.as_tensor(buffers[f"running_mean{i}"]))
+                    norm.running_var.copy_(torch.as_tensor(buffers[f"running_var{i}"]))
         return self
 
     def numpy_buffers(self) -> dict[str, np.ndarray]:
@@ -174,14 +199,15 @@ class MLP(nn.Module):
         """The gradients after ``backward()``, named and laid out as the NumPy MLP's."""
         out: dict[str, np.ndarray] = {}
         prelus = [m for m in self.net.modules() if isinstance(m, nn.PReLU)]
-        bns = self.batchnorms
+        norms = self.norms
         for i, lin in enumerate(self.linears, start=1):
             out[f"W{i}"] = lin.weight.grad.detach().cpu().numpy().T
             if lin.bias is not None:
                 out[f"b{i}"] = lin.bias.grad.detach().cpu().numpy()
             if prelus and i <= len(prelus):
                 out[f"alpha{i}"] = prelus[i - 1].weight.grad.detach().cpu().numpy().reshape(())
-            if bns and i <= len(bns):
-                out[f"gamma{i}"] = bns[i - 1].weight.grad.detach().cpu().numpy()
-                out[f"beta{i}"] = bns[i - 1].bias.grad.detach().cpu().numpy()
+            if norms and i <= len(norms):
+                out[f"gamma{i}"] = norms[i - 1].weight.grad.detach().cpu().numpy()
+                if getattr(norms[i - 1], "bias", None) is not None:
+                    out[f"beta{i}"] = norms[i - 1].bias.grad.detach().cpu().numpy()
         return out

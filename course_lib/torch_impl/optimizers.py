@@ -5,6 +5,10 @@ arguments, parameter groups, ``zero_grad``, ``state_dict`` and LR schedulers (th
 write ``param_group["lr"]``). Each ``step`` is written out in tensor operations, one parameter at
 a time, so that the update rule is on the page; ``tests/test_optimizers.py`` holds every
 trajectory to ``torch.optim``'s in float64. Book chapter 5 derives the rules.
+
+``clip_grad_norm(parameters, max_norm)`` is ``torch.nn.utils.clip_grad_norm_`` written out (the
+same norm of per-tensor norms, the same ``max_norm / (total + 1e-6)`` scale clamped to 1), the twin
+of ``numpy_impl.optimizers.clip_grad_norm``.
 """
 
 from __future__ import annotations
@@ -213,7 +217,35 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, decoupled=True)
 
 
+@torch.no_grad()
+def clip_grad_norm(
+    parameters: Iterable[Tensor] | Tensor,
+    max_norm: float,
+    norm_type: float = 2.0,
+    error_if_nonfinite: bool = False,
+) -> Tensor:
+    """p.grad *= min(1, max_norm / (total + 1e-6)) in place, total = ||(||p.grad||)_p||; returns total.
+
+    As ``torch.nn.utils.clip_grad_norm_`` (parameters without a gradient are skipped; the total is
+    a 0-d tensor, the norm before clipping).
+    """
+    if max_norm < 0:
+        raise ValueError(f"max_norm is the largest total gradient norm allowed, >= 0; got {max_norm}")
+    params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.tensor(0.0)
+    norms = torch.stack([torch.linalg.vector_norm(g, norm_type).to(grads[0].device) for g in grads])
+    total = torch.linalg.vector_norm(norms, norm_type)
+    if error_if_nonfinite and not torch.isfinite(total):
+        raise RuntimeError(f"the total gradient norm is {total.item()}, so it cannot be clipped")
+    scale = torch.clamp(max_norm / (total + 1e-6), max=1.0)  # never enlarges a gradient
+    for g in grads:
+        g.mul_(scale.to(g.device))
+    return total
+
+
 #: Name -> class, as in ``numpy_impl.optimizers.OPTIMIZERS``.
 OPTIMIZERS = {"sgd": SGD, "adagrad": AdaGrad, "rmsprop": RMSProp, "adam": Adam, "adamw": AdamW}
 
-__all__ = ["SGD", "AdaGrad", "RMSProp", "Adam", "AdamW", "OPTIMIZERS"]
+__all__ = ["SGD", "AdaGrad", "RMSProp", "Adam", "AdamW", "OPTIMIZERS", "clip_grad_norm"]
