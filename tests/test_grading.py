@@ -33,6 +33,7 @@ from test_assignments import POINTS  # assignment 01's contract, checked against
 
 from course_lib.grading import redact
 from course_lib.grading.batch import (
+    GRADES_HEADER,
     ClassReport,
     GradeOptions,
     StudentResult,
@@ -754,8 +755,8 @@ def test_the_class_covers_every_status_with_enough_cases(graded):
 def test_grades_csv_columns_quoting_and_no_silent_zero(graded):
     text = (graded.out / "grades.csv").read_text()
     header = text.splitlines()[0]
-    assert header == ",".join(["id", "status", "total", "max", *ORDER]), header
-    assert '\n"doe, jane",graded,16,16,2,1,1,1,1,2,1,2,3,2\n' in text, "the comma id must be quoted"
+    assert header == ",".join([*GRADES_HEADER, *ORDER]), header
+    assert '\n"doe, jane",graded,16,16,,,,,2,1,1,1,1,2,1,2,3,2\n' in text, "the comma id must be quoted"
     assert list(graded.rows) == sorted(graded.rows), "rows sorted by student id"
     assert graded.rows["blank"]["total"] == "0", "a real zero is a number"
     assert graded.rows["png-renamed"]["total"] == "", "a failure is not a zero"
@@ -786,9 +787,9 @@ def test_feedback_and_returned_notebooks_hold_no_judge_code(graded):
         text = visible_text(path)
         assert "BEGIN HIDDEN TESTS" not in text and "END HIDDEN TESTS" not in text, f"marker in {path}"
         student = path.relative_to(graded.out / "feedback").parts[0]
-        own = " ".join(
-            " ".join(c.source.split())
-            for c in read(graded.out / "submitted" / student / ASSIGNMENT / NOTEBOOK).cells
+        submitted = graded.out / "submitted" / student / ASSIGNMENT / NOTEBOOK
+        own = " ".join(  # an ungradable student's status.html has no notebook behind it
+            " ".join(c.source.split()) for c in (read(submitted).cells if submitted.is_file() else [])
         )
         leaked = sorted(line for line in lines if line in text and line not in own)
         assert not leaked, f"{path} shows judge lines: {leaked[:3]}"
@@ -920,14 +921,19 @@ def test_reports_gradebook_and_received_files(graded):
     assert (out / "summary.png").read_bytes().startswith(b"\x89PNG")
     assert (out / "received" / "png-renamed" / NOTEBOOK).read_bytes().startswith(b"\x89PNG")
     assert "31 students" in graded.proc.stdout or f"{len(CASES)} students" in graded.proc.stdout
-    from nbgrader.api import Gradebook
+    from nbgrader.api import Gradebook, MissingEntry
 
     with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
         assert gb.find_submission(ASSIGNMENT, "correct").score == TOTAL
         assert gb.find_submission(ASSIGNMENT, "os-exit").score == 6
         assert gb.find_submission(ASSIGNMENT, "doe, jane").score == TOTAL
         ids = {s.id for s in gb.students}
-    assert "png-renamed" not in ids, "no score, no gradebook entry"
+        with pytest.raises(MissingEntry):
+            gb.find_submission(ASSIGNMENT, "png-renamed")
+    assert "png-renamed" in ids, "every student is in the gradebook (nbgrader export lists them all)"
+    assert not (out / "feedback" / "png-renamed" / ASSIGNMENT / f"{ASSIGNMENT}.html").exists()
+    status_page = out / "feedback" / "png-renamed" / ASSIGNMENT / "status.html"
+    assert "could not be graded" in status_page.read_text()
 
 
 # --- other forms of input, and running again (slow) -----------------------------------------------
@@ -945,13 +951,14 @@ def zipped_twice(tmp_path_factory):
             zf.write(path, path.relative_to(base / "class"))
     first = _run(archive, base / "out")
     csv_first = (base / "out" / "grades.csv").read_bytes()
-    second = _run(archive, base / "out")  # the same command again, into the same folder
-    return first, csv_first, second
+    again = grade(archive, base / "out")  # the same command again, into the same folder
+    second = _run(archive, base / "out", "--force")  # replacing the earlier run, on purpose
+    return first, csv_first, second, again
 
 
 @pytest.mark.slow
 def test_a_zip_gives_the_same_rows_as_the_folder(graded, zipped_twice):
-    first, _, _ = zipped_twice
+    first, *_ = zipped_twice
     assert set(first.rows) == set(SUBSET)
     for student in SUBSET:
         assert first.rows[student] == graded.rows[student], (
@@ -961,8 +968,15 @@ def test_a_zip_gives_the_same_rows_as_the_folder(graded, zipped_twice):
 
 @pytest.mark.slow
 def test_running_twice_gives_the_same_csv(zipped_twice):
-    _, csv_first, second = zipped_twice
+    _, csv_first, second, _ = zipped_twice
     assert (second.out / "grades.csv").read_bytes() == csv_first
+
+
+@pytest.mark.slow
+def test_an_earlier_run_is_replaced_only_with_force(zipped_twice):
+    *_, again = zipped_twice
+    assert again.returncode == 1, "grading into an earlier run without --only or --force is refused"
+    assert "holds an earlier run (7 students" in again.stderr and "--force" in again.stderr, again.stderr
 
 
 @pytest.mark.slow
@@ -1210,11 +1224,17 @@ def test_grades_csv_format():
         StudentResult("zed", "crashed", 1.5, 3.0, {"test_a": (1.0, 1.0), "test_b": (0.5, 2.0)}, ["died"]),
         StudentResult("amy", "ungradable", None, 3.0, {}, ["empty file"]),
     ])  # fmt: skip
+    report.results[0].submitted_at, report.results[0].hours_late = "2026-03-01T10:00:00+01:00", 26.5
+    report.results[0].penalty = 0.5
+    report.results[0].total = 2.5
+    report.results[1].manual = {"test_b": None}  # graded by hand, not yet: an empty cell
+    del report.results[1].cells["test_b"]
+    report.results[1].total = 1.0
     assert grades_csv(report) == (
-        "id,status,total,max,test_a,test_b\n"
-        '"o""brien, pat",graded,3,3,1,2\n'
-        "zed,crashed,1.5,3,1,0.5\n"
-        "amy,ungradable,,3,,\n"
+        "id,status,total,max,manual,submitted,hours_late,penalty,test_a,test_b\n"
+        '"o""brien, pat",graded,2.5,3,,2026-03-01T10:00:00+01:00,26.50,0.5,1,2\n'
+        "zed,crashed,1,3,pending 1,,,,1,\n"
+        "amy,ungradable,,3,,,,,,\n"
     )
     assert list(csv.reader(io.StringIO(notes_csv(report))))[2] == ["zed", "crashed", "died", ""]
 

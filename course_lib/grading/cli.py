@@ -2,6 +2,8 @@
 
     course release [ASSIGNMENT ...]                 regenerate exercises/ and verify them
     course grade ASSIGNMENT SUBMISSIONS --out DIR   autograde a class (instructors)
+    course manual DIR [--apply SHEET | --from-gradebook]   the cells graded by hand, read back
+    course export DIR --to canvas|moodle            grades an LMS imports
     course check NOTEBOOK                           run the visible tests (students)
 
 Each subcommand is a ``_cmd_<name>(args) -> int`` function registered in ``build_parser`` with
@@ -59,7 +61,18 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     known = list_assignments(root)
     if args.assignment not in known:
         raise GradingError(f"unknown assignment {args.assignment!r}; solutions/ has {known}")
+    from course_lib.grading.lms import LayoutError, parse_time
+
+    try:
+        due = parse_time(args.due) if args.due else None
+    except LayoutError as err:
+        raise GradingError(str(err)) from None
     options = GradeOptions(
+        lms=args.lms,
+        due=due,
+        late_penalty=args.late_penalty,
+        only=tuple(args.only or ()),
+        force=args.force,
         jobs=args.jobs,
         timeout=args.timeout,
         wall_limit=args.wall_limit,
@@ -73,6 +86,40 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     report = grade_class(args.assignment, args.submissions, args.out, options, repo_root=root)
     print(table(report))
     return 0 if all(r.status == "graded" for r in report.results) else 2
+
+
+def _cmd_manual(args: argparse.Namespace) -> int:
+    from course_lib.grading.manual import apply_gradebook, apply_sheet, write_sheet
+
+    if args.apply and args.from_gradebook:
+        raise GradingError("give --apply SHEET or --from-gradebook, not both")
+    if args.from_gradebook:
+        touched = apply_gradebook(args.dir)
+        print(f"course manual: the gradebook's scores (formgrader's) of {len(touched)} student(s) read back; "
+              "grades.csv and their feedback are updated")  # fmt: skip
+        return 0
+    if args.apply:
+        touched = apply_sheet(args.dir, args.apply)
+        print(f"course manual: scores of {len(touched)} student(s) read back; grades.csv, the gradebook "
+              f"and their feedback are updated")  # fmt: skip
+        return 0
+    path = write_sheet(args.dir, force=args.force)
+    then = f"course manual {args.dir} --apply {path}"
+    print(f"course manual: wrote {path}; fill in score (and comment), then: {then}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from course_lib.grading.export import export_canvas, export_moodle
+
+    if args.to == "canvas":
+        if not args.roster:
+            raise GradingError("--to canvas needs --roster: the class's gradebook exported from Canvas")
+        _, text = export_canvas(args.dir, args.roster, args.output, column=args.column)
+    else:
+        _, text = export_moodle(args.dir, args.roster, args.output)
+    print(text)
+    return 0
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -192,10 +239,68 @@ def build_parser() -> argparse.ArgumentParser:
         help="regular expression with a (?P<student>...) group for LMS file names",
     )
     grade.add_argument(
+        "--lms",
+        choices=[
+            "auto",
+            "canvas",
+            "moodle",
+            "blackboard",
+            "brightspace",
+            "gradescope",
+            "exchange",
+            "folders",
+        ],
+        default="auto",
+        help="the layout of SUBMISSIONS (default: detected, and the summary says which)",
+    )
+    grade.add_argument(
+        "--due", metavar="DATETIME", default=None,
+        help="the due date, ISO 8601 with a time zone (2026-12-01T23:59+01:00)",
+    )  # fmt: skip
+    grade.add_argument(
+        "--late-penalty", metavar="POLICY", default=None,
+        help="none (default), zero, per-hour:P[,cap:C][,grace:M] or per-day:... (percent of the points);"
+        " with --only, the earlier run's due date and policy are kept",
+    )  # fmt: skip
+    grade.add_argument(
+        "--only", nargs="+", metavar="ID", default=None,
+        help="regrade these students into the earlier run in DIR, keeping everyone else",
+    )  # fmt: skip
+    grade.add_argument("--force", action="store_true", help="replace an earlier run in DIR")
+    grade.add_argument(
         "--keep-work", action="store_true", help="keep DIR/.work, the per-student nbgrader workspaces"
     )
     grade.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     grade.set_defaults(func=_cmd_grade)
+
+    manual = sub.add_parser(
+        "manual",
+        help="the cells graded by hand: write a sheet, read it back",
+        description="Write DIR/manual.csv (student, cell, max_points, score, comment, answer) for the cells "
+        "graded by hand; with --apply, read a filled sheet back into the gradebook, grades.csv and the "
+        "feedback (nothing changes if a row is wrong).",
+    )
+    manual.add_argument("dir", metavar="DIR", type=Path, help="the output folder of `course grade`")
+    manual.add_argument("--apply", metavar="SHEET", type=Path, default=None, help="the filled-in sheet")
+    manual.add_argument("--from-gradebook", action="store_true",
+                        help="read back the scores entered in formgrader (run in DIR)")  # fmt: skip
+    manual.add_argument("--force", action="store_true", help="overwrite DIR/manual.csv")
+    manual.set_defaults(func=_cmd_manual)
+
+    export = sub.add_parser(
+        "export",
+        help="grades an LMS imports (Canvas, Moodle)",
+        description="Write DIR/exports/<lms>.csv from DIR's grades, matched to the LMS's roster.",
+    )
+    export.add_argument("dir", metavar="DIR", type=Path, help="the output folder of `course grade`")
+    export.add_argument("--to", choices=["canvas", "moodle"], required=True)
+    export.add_argument("--roster", type=Path, default=None,
+                        help="Canvas: the gradebook export; Moodle: the grading worksheet")  # fmt: skip
+    export.add_argument("--output", type=Path, default=None, help="where to write (default DIR/exports/)")
+    export.add_argument("--column", default=None, metavar="NAME",
+                        help="Canvas: the roster's assignment column to fill (default: the one named "
+                             "after the assignment)")  # fmt: skip
+    export.set_defaults(func=_cmd_export)
 
     check = sub.add_parser(
         "check",

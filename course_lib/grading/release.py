@@ -46,6 +46,7 @@ class VerifyReport:
     release: StudentScores
     seconds: float
     problems: list[str] = field(default_factory=list)
+    manual: list[str] = field(default_factory=list)  # cells graded by hand: not verified
 
     @property
     def ok(self) -> bool:
@@ -56,6 +57,7 @@ class VerifyReport:
         return (
             f"{self.assignment}: solution {s['total']:g}/{s['max']:g}, "
             f"released notebook {r['total']:g}/{r['max']:g} (graded in {self.seconds:.1f} s)"
+            + (f"; graded by hand, not verified: {', '.join(self.manual)}" if self.manual else "")
         )
 
 
@@ -263,8 +265,11 @@ def verify_release(assignment: str, repo_root: Path | str | None = None) -> Veri
             raise ReleaseError(
                 f"{assignment}: the {r.student} notebook was not graded ({r.status}): {r.reasons}"
             )
-        scores[r.student] = {"total": r.total, "max": r.max, "cells": dict(r.cells)}
-    verify = VerifyReport(assignment, scores[SOLUTION_STUDENT], scores[RELEASE_STUDENT], seconds)
+        # Cells graded by hand are pending for both: the totals compared are the automatic parts.
+        by_hand = sum(report.points[c] for c in report.manual_columns)
+        scores[r.student] = {"total": r.total, "max": r.max - by_hand, "cells": dict(r.cells)}
+    verify = VerifyReport(assignment, scores[SOLUTION_STUDENT], scores[RELEASE_STUDENT], seconds,
+                          manual=list(report.manual_columns))  # fmt: skip
     verify.problems = score_problems(verify.solution, verify.release)
     return verify
 

@@ -486,7 +486,7 @@ def handle(task: dict[str, Any]) -> dict[str, Any]:
         elif kind == "finish":
             from course_lib.grading.batch import finish
 
-            finish(task)
+            return {"ok": True, **finish(task)}
         else:
             raise ValueError(f"unknown task {kind!r}")
     except Exception as err:  # reported to the orchestrator, which stops with this message
