@@ -66,9 +66,18 @@ def cell_by_id(nb: nbformat.NotebookNode, grade_id: str):
 
 
 def graded_points(nb: nbformat.NotebookNode) -> dict[str, float]:
-    """{test cell grade_id: points} of every graded cell, in notebook order."""
-    graded = [nbgrader_meta(c) for c in nb.cells if nbgrader_meta(c).get("grade")]
+    """{grade_id: points} of every graded cell (tests and answers graded by hand), in order."""
+    graded = [
+        nbgrader_meta(c) for c in nb.cells if nbgrader_meta(c).get("grade") or nbgrader_meta(c).get("task")
+    ]
     return {meta["grade_id"]: meta.get("points") for meta in graded}
+
+
+def manual_ids(nb: nbformat.NotebookNode) -> list[str]:
+    """grade_ids of the cells graded by hand: nbgrader's manually graded answers (grade and
+    solution) and tasks."""
+    metas = [nbgrader_meta(c) for c in nb.cells]
+    return [m["grade_id"] for m in metas if m.get("task") or (m.get("grade") and m.get("solution"))]
 
 
 def answer_ids(nb: nbformat.NotebookNode) -> list[str]:
@@ -224,14 +233,27 @@ def notebook_problems(nb: nbformat.NotebookNode, name: str = "notebook") -> list
     return problems
 
 
-def contract_problems(nb: nbformat.NotebookNode, points: Mapping[str, float]) -> list[str]:
-    """Graded cells and points as declared; one solution region per answer; unique grade ids."""
+def contract_problems(
+    nb: nbformat.NotebookNode, points: Mapping[str, float], manual: Mapping[str, float] | None = None
+) -> list[str]:
+    """Graded cells and points as declared (``manual``: the cells graded by hand); one solution
+    region per code answer; unique grade ids."""
     problems = []
+    manual = dict(manual or {})
     actual = graded_points(nb)
-    if actual != dict(points):
-        problems.append(f"graded cells and points {actual} differ from the contract {dict(points)}")
+    if actual != {**points, **manual}:
+        problems.append(
+            f"graded cells and points {actual} differ from the contract {dict(points)} + {manual}"
+        )
+    if set(manual_ids(nb)) != set(manual):
+        problems.append(f"cells graded by hand {manual_ids(nb)} differ from the contract {sorted(manual)}")
     for grade_id in answer_ids(nb):
-        source = cell_by_id(nb, grade_id).source
+        cell = cell_by_id(nb, grade_id)
+        if cell.cell_type == "markdown":  # a written answer: nbgrader replaces the whole cell
+            if BEGIN in cell.source or not cell.source.strip():
+                problems.append(f"{grade_id}: a written answer holds a model answer and no solution markers")
+            continue
+        source = cell.source
         if not source.count(BEGIN) == source.count(END) == 1:
             problems.append(f"{grade_id}: needs exactly one solution region")
     ids = [nbgrader_meta(c).get("grade_id") for c in nb.cells if nbgrader_meta(c)]
@@ -336,7 +358,8 @@ def grade_class(
     report = grade_notebooks(assignment, dict(students), out_dir=root / "out",
                              options=GradeOptions(jobs=2, progress=False))  # fmt: skip
     scores = {r.student: {"total": r.total, "max": r.max, "cells": dict(r.cells), "status": r.status,
-                          "reasons": r.reasons} for r in report.results}  # fmt: skip
+                          "reasons": r.reasons, "manual": dict(r.manual)}
+              for r in report.results}  # fmt: skip
     return GradedClass(report, root / "out", scores, time.perf_counter() - start, list(students))
 
 
@@ -351,10 +374,11 @@ class AssignmentSuite:
     (name -> ``FakeAnswer``), and the cases graded by ``course grade`` (``NBGRADER_WRONG``,
     ``NBGRADER_DELEGATING``); the module's names are read when the class body does not set them.
     Optional, in the class body: ``MIN_PARTS`` (what the issue asks for), ``ANSWER_OF``
-    (test cell -> answer cell, default the test id without ``test_``), ``EXTRA_ANSWERS`` (answer
-    cells no test is named after), ``NOT_FROM_SCRATCH`` (test cells whose judge part checks no
-    answer's integrity, such as an experiment's numbers), ``ISSUE_WRONG`` (wrong answers the issue
-    names: each must be graded).
+    (test cell -> answer cell, default the test id without ``test_``), ``MANUAL`` (the cells
+    graded by hand, written answers -> points: no judge part, pending after ``course grade``),
+    ``EXTRA_ANSWERS`` (answer cells no test is named after), ``NOT_FROM_SCRATCH`` (test cells
+    whose judge part checks no answer's integrity, such as an experiment's numbers),
+    ``ISSUE_WRONG`` (wrong answers the issue names: each must be graded).
 
     Fast tests check the notebooks' and the judge's structure, the visible tests in process, and
     the judge in process for several student ids (each student gets other hidden inputs); the
@@ -369,6 +393,7 @@ class AssignmentSuite:
     NBGRADER_WRONG: tuple[str, ...]
     NBGRADER_DELEGATING: tuple[str, ...]
     MIN_PARTS = 5
+    MANUAL: dict[str, float] = {}  # cells graded by hand (written answers) -> points
     ANSWER_OF: dict[str, str] = {}
     EXTRA_ANSWERS: frozenset[str] = frozenset()
     NOT_FROM_SCRATCH: frozenset[str] = frozenset()
@@ -377,7 +402,15 @@ class AssignmentSuite:
     SOLUTION_STUDENTS = 20  # student ids the solution must pass for (other hidden inputs each)
 
     #: Read from the subclass's module when the class body does not set them.
-    CONTRACT = ("ASSIGNMENT", "POINTS", "WRONG", "DELEGATING", "NBGRADER_WRONG", "NBGRADER_DELEGATING")
+    CONTRACT = (
+        "ASSIGNMENT",
+        "POINTS",
+        "MANUAL",
+        "WRONG",
+        "DELEGATING",
+        "NBGRADER_WRONG",
+        "NBGRADER_DELEGATING",
+    )
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -415,13 +448,18 @@ class AssignmentSuite:
 
     @classmethod
     def total(cls) -> float:
+        """The points the judge gives (the cells graded by hand are pending after course grade)."""
         return sum(cls.POINTS.values())
+
+    @classmethod
+    def by_hand(cls) -> float:
+        return sum(cls.MANUAL.values())
 
     # --- structure (fast) ------------------------------------------------------------------------
 
     def test_points_and_grade_ids_match_the_contract(self):
         nb = read(self.solution_path())
-        assert contract_problems(nb, self.POINTS) == []
+        assert contract_problems(nb, self.POINTS, self.MANUAL) == []
         assert len(self.POINTS) >= self.MIN_PARTS, f"the issue asks for >= {self.MIN_PARTS} graded parts"
         answers = {self.answer_of(t) for t in self.POINTS} | set(self.EXTRA_ANSWERS)
         assert answers <= set(answer_ids(nb)), f"answer cells missing: {answers - set(answer_ids(nb))}"
@@ -437,7 +475,9 @@ class AssignmentSuite:
     def test_the_judge_judges_every_graded_cell_and_checks_the_answers(self):
         judge = judge_of(self.ASSIGNMENT)
         assert judge.assignment == self.ASSIGNMENT
-        assert set(judge.parts) == set(self.POINTS), "one judge part per graded cell, and no other"
+        assert set(judge.parts) == set(self.POINTS), (
+            "one judge part per automatically graded cell, and none for the cells graded by hand"
+        )
         for test_id, part in judge.parts.items():
             if test_id in self.NOT_FROM_SCRATCH:
                 continue
@@ -534,13 +574,14 @@ class AssignmentSuite:
         assert s["cells"] == expected_cells(self.POINTS, set()), (
             f"solution per cell: {s['cells']} {s['reasons']}"
         )
-        assert (s["status"], s["total"], s["max"]) == ("graded", self.total(), self.total())
+        assert (s["status"], s["total"], s["max"]) == ("graded", self.total(), self.total() + self.by_hand())
+        assert s["manual"] == dict.fromkeys(self.MANUAL), "written answers wait for the instructor"
 
     @pytest.mark.slow
     def test_released_notebook_scores_zero(self, graded):
         r = graded.scores["release"]
         assert r["cells"] == expected_cells(self.POINTS, set(self.POINTS)), f"release per cell: {r['cells']}"
-        assert (r["total"], r["max"]) == (0, self.total())
+        assert (r["total"], r["max"]) == (0, self.total() + self.by_hand())
 
     @pytest.mark.slow
     def test_a_wrong_answer_loses_exactly_its_part(self, graded, graded_wrong_case):

@@ -29,6 +29,9 @@ POINTS = {
     "test_residual_backward": 3,
 }
 
+#: Written answers, graded by hand (``course manual``): no judge part, pending after course grade.
+MANUAL = {"explain_results": 2}
+
 #: A correct sample_config with one kind's line replaced, for the wrong answers below.
 _SAMPLE = """
 config = {}
