@@ -483,16 +483,18 @@ def solution_lines(kind: str = "") -> set[str]:
 
 def judge_lines() -> set[str]:
     """Distinctive code lines of every assignment's judge (``solutions/<NN>/judge.py``, the hidden
-    tests): 30 characters or more, code (not a comment or a message string), and not a line the
-    student or solution notebook shows anyway (a perfect student sees their own answer)."""
-    shown = _released_lines() | solution_lines()
+    tests): 30 characters or more, code (not a comment, a message string or an import), and not
+    part of a line the student or solution notebook shows anyway (a perfect student sees their own
+    answer; a judge may split a visible test's long line in two)."""
+    shown = "\n".join(_released_lines() | solution_lines())
     lines = set()
     for path in (ROOT / "solutions").glob("*/judge.py"):
         for line in path.read_text().splitlines():
             s = line.strip()
-            if len(s) >= 30 and not s.startswith(("#", '"', "'", 'f"', "f'", "assert", ")")):
+            code = not s.startswith(("#", '"', "'", 'f"', "f'", "assert", ")", "import ", "from "))
+            if len(s) >= 30 and code and s not in shown:
                 lines.add(s)
-    return lines - shown - GENERIC_LINES
+    return lines - GENERIC_LINES
 
 
 def student_facing_texts(site: Path):
