@@ -14,9 +14,10 @@ part ways) and with gradients small enough that the place of Adam's epsilon matt
 
 from __future__ import annotations
 
+import importlib.util
 import textwrap
 
-from assignment_harness import AssignmentSuite, delegating, judged_verdicts, read, wrong
+from assignment_harness import ROOT, AssignmentSuite, delegating, judged_verdicts, read, wrong
 
 ASSIGNMENT = "05-optimization"
 
@@ -30,6 +31,7 @@ POINTS = {
     "test_cosine_restarts": 2,
     "test_batchnorm_train": 2,
     "test_batchnorm_eval": 1,
+    "test_batchnorm_backward": 2,
 }
 
 #: Test cell -> the answer cell it grades.
@@ -42,7 +44,17 @@ ANSWER_OF = {
     "test_cosine_restarts": "cosine_decay_restarts",
     "test_batchnorm_train": "batchnorm_forward",
     "test_batchnorm_eval": "batchnorm_forward",
+    "test_batchnorm_backward": "batchnorm_backward",
 }
+
+
+def judge_module(assignment: str):
+    """The judge file of ``assignment`` as a module (its reference functions, not only ``judge``)."""
+    spec = importlib.util.spec_from_file_location(f"judge_{assignment.replace('-', '_')}",
+                                                  ROOT / "solutions" / assignment / "judge.py")  # fmt: skip
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def body(*parts: str) -> str:
@@ -67,6 +79,21 @@ if train:
     running["var"] = (1 - momentum) * running["var"] + momentum * var * n / (n - 1)
     return gamma * (x - mu) / np.sqrt(var + eps) + beta
 """
+
+#: The training-mode statistics from the cache, shared by the wrong backward passes.
+_BN_CACHE = """
+x, gamma, eps = cache
+x, dout = np.asarray(x, dtype=np.float64), np.asarray(dout, dtype=np.float64)
+inv_std = 1.0 / np.sqrt(x.var(axis=0) + eps)
+x_hat = (x - x.mean(axis=0)) * inv_std
+g = dout * gamma
+"""
+
+
+def _bn_backward(dx: str, dgamma: str = "(dout * x_hat).sum(axis=0)", head: str = _BN_CACHE) -> str:
+    """A backward pass whose dx (and dgamma) are the given expressions."""
+    return body(head, f"return {dx}, {dgamma}, dout.sum(axis=0)")
+
 
 #: Adam's moments, shared by the wrong Adam answers (which differ in the step).
 _MOMENTS = """
@@ -278,6 +305,43 @@ WRONG = {
         ),
         "test_batchnorm_eval",
     ),
+    "bn-backward-forgets-the-mean-term": wrong(  # only the variance's path
+        "batchnorm_backward",
+        _bn_backward("inv_std * (g - x_hat * (g * x_hat).mean(axis=0))"),
+        "test_batchnorm_backward",
+    ),
+    "bn-backward-forgets-the-variance-term": wrong(  # the x_hat * mean(g * x_hat) term
+        "batchnorm_backward",
+        _bn_backward("inv_std * (g - g.mean(axis=0))"),
+        "test_batchnorm_backward",
+    ),
+    "bn-backward-statistics-as-constants": wrong(  # the evaluation-mode gradient in training
+        "batchnorm_backward",
+        _bn_backward("g * inv_std"),
+        "test_batchnorm_backward",
+    ),
+    "bn-backward-means-over-the-features": wrong(  # the two means over axis 1: layer norm's
+        "batchnorm_backward",
+        _bn_backward(
+            "inv_std * (g - g.mean(axis=1, keepdims=True) - x_hat * (g * x_hat).mean(axis=1, keepdims=True))"
+        ),
+        "test_batchnorm_backward",
+    ),
+    "bn-backward-forgets-gamma": wrong(
+        "batchnorm_backward",
+        _bn_backward("inv_std * (dout - dout.mean(axis=0) - x_hat * (dout * x_hat).mean(axis=0))"),
+        "test_batchnorm_backward",
+    ),
+    "bn-backward-dgamma-without-x_hat": wrong(
+        "batchnorm_backward",
+        _bn_backward("inv_std * (g - g.mean(axis=0) - x_hat * (g * x_hat).mean(axis=0))", "dout.sum(axis=0)"),
+        "test_batchnorm_backward",
+    ),
+    "bn-backward-sums-instead-of-means": wrong(  # sum_m where the formula has (1/N) sum_m
+        "batchnorm_backward",
+        _bn_backward("inv_std * (g - g.sum(axis=0) - x_hat * (g * x_hat).sum(axis=0))"),
+        "test_batchnorm_backward",
+    ),
 }
 
 #: Answers that pass every value test but delegate; only the integrity check removes their credit.
@@ -411,6 +475,38 @@ DELEGATING = {
         "test_batchnorm_train",
         "test_batchnorm_eval",
     ),
+    "bn-backward-calls-course_lib": delegating(
+        "batchnorm_backward",
+        """
+        from course_lib.numpy_impl.layers import batchnorm_backward as _reference
+
+
+        def batchnorm_backward(dout, cache):
+            x, gamma, eps = cache
+            x = np.asarray(x, dtype=np.float64)
+            inv_std = 1.0 / np.sqrt(x.var(axis=0) + eps)
+            x_hat = (x - x.mean(axis=0)) * inv_std
+            return _reference(np.asarray(dout, dtype=np.float64), (x_hat, gamma, inv_std, True))
+        """,
+        "test_batchnorm_backward",
+    ),
+    "bn-backward-torch-autograd": delegating(
+        "batchnorm_backward",
+        """
+        import torch
+
+
+        def batchnorm_backward(dout, cache):
+            x, gamma, eps = cache
+            xt = torch.tensor(np.array(x, dtype=np.float64), requires_grad=True)
+            gt = torch.tensor(np.array(gamma, dtype=np.float64), requires_grad=True)
+            bt = torch.zeros(gt.shape, dtype=torch.float64, requires_grad=True)
+            out = torch.nn.functional.batch_norm(xt, None, None, gt, bt, True, 0.1, eps)
+            out.backward(torch.tensor(np.asarray(dout, dtype=np.float64)))
+            return xt.grad.numpy(), gt.grad.numpy(), bt.grad.numpy()
+        """,
+        "test_batchnorm_backward",
+    ),
 }
 
 #: Graded by real nbgrader (a few seconds per student): a wrong answer for each part, and delegation.
@@ -423,12 +519,14 @@ NBGRADER_WRONG = (
     "restarts-equal-cycles",
     "batchnorm-keras-momentum",
     "batchnorm-eval-uses-the-batch",
+    "bn-backward-forgets-the-variance-term",
 )
 NBGRADER_DELEGATING = (
     "momentum-calls-torch-optim",
     "adam-calls-course_lib",
     "batchnorm-calls-torch",
     "exponential-stashed-on-numpy",
+    "bn-backward-calls-course_lib",
 )
 
 
@@ -441,6 +539,7 @@ class TestAssignment05(AssignmentSuite):
         "restarts-equal-cycles",
         "batchnorm-keras-momentum",
         "batchnorm-eval-uses-the-batch",
+        "bn-backward-forgets-the-variance-term",
     )
 
     def test_the_issue_parts_are_graded(self):
@@ -452,8 +551,37 @@ class TestAssignment05(AssignmentSuite):
             "exponential_decay",
             "cosine_decay_restarts",
             "batchnorm_forward",
+            "batchnorm_backward",
         }
         assert {"test_adam_first_step", "test_batchnorm_train", "test_batchnorm_eval"} <= set(POINTS)
+
+    def test_the_batchnorm_backward_reference_is_torch_autograd_and_central_differences(self):
+        """The judge's own backward pass (float64, staged through the chain rule) against torch's
+        autograd of F.batch_norm and against central differences of the forward pass."""
+        import numpy as np
+        import torch
+
+        from course_lib.gradcheck import numerical_gradient, rel_error
+
+        reference = judge_module(ASSIGNMENT).reference_bn_backward
+        rng = np.random.default_rng(0)
+        for n, d, eps, scale in ((6, 4, 1e-5, 1.0), (3, 3, 1e-5, 3.0), (9, 2, 1e-3, 0.01)):
+            x = rng.normal(size=(n, d)) * scale + 2.0 * scale
+            gamma, dout = rng.uniform(-2, 2, d), rng.normal(size=(n, d))
+            dx, dgamma, dbeta = reference(dout, x, gamma, eps)
+            xt = torch.tensor(x, requires_grad=True)
+            gt = torch.tensor(gamma, requires_grad=True)
+            bt = torch.zeros(d, dtype=torch.float64, requires_grad=True)
+            out = torch.nn.functional.batch_norm(xt, None, None, gt, bt, True, 0.1, eps)
+            out.backward(torch.tensor(dout))
+            assert np.allclose(dx, xt.grad.numpy(), rtol=1e-9, atol=1e-12 * np.abs(dx).max())
+            assert np.allclose(dgamma, gt.grad.numpy(), rtol=1e-10) and np.allclose(dbeta, bt.grad.numpy())
+
+            def loss(x_, g=gamma, e=eps, up=dout):
+                out = g * (x_ - x_.mean(axis=0)) / np.sqrt(x_.var(axis=0) + e)
+                return float((out * up).sum())
+
+            assert rel_error(numerical_gradient(loss, x.copy(), 1e-5 * scale), dx) < 1e-6
 
     def test_hidden_tests_compare_whole_trajectories_with_torch(self, monkeypatch):
         """The issue: the judge compares trajectories on fixed gradients (20 steps, against torch):

@@ -6,7 +6,8 @@ read) this extension writes ``book/assignments/<name>.md`` before Sphinx looks f
 holds, in this order:
 
 * the notebook's title and its first markdown cell (what the assignment covers), and a link to
-  the chapter ``book/<name>.md`` when that chapter is in the table of contents;
+  the chapter ``book/<name>.md`` (or ``book/<name without its number>.md``) when that chapter is
+  in the table of contents;
 * the points table, computed from the cells' nbgrader metadata (``grade: true`` cells: their
   ``grade_id`` and ``points``) and the total: never typed by hand;
 * a download link to the notebook (Sphinx's ``{download}`` role copies it into the build) and
@@ -372,8 +373,9 @@ def generate_pages(app, config) -> None:
     out.mkdir(parents=True, exist_ok=True)
     wanted = set()
     for a in assignments:
-        chapter = f"book/{a.name}"
-        chapter = chapter if site_map is not None and _in_toc(site_map, chapter) else None
+        # the chapter book/<NN-name>.md, or book/<name>.md (07-diagnosis goes with book/diagnosis.md)
+        candidates = (f"book/{a.name}", f"book/{a.name.split('-', 1)[-1]}")
+        chapter = next((c for c in candidates if site_map is not None and _in_toc(site_map, c)), None)
         text = render_page(a, theme_options, chapter, label=f"assignment-{a.name}")
         page = out / f"{a.name}.md"
         wanted.add(page)

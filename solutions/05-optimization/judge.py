@@ -531,3 +531,69 @@ def _(k, rng):
     assert len(rows) == len(x) and np.allclose(np.concatenate(rows), out, rtol=1e-12, atol=1e-12), (
         "in evaluation each row is normalized on its own"
     )
+
+
+# --- 9. Batch normalization backward -------------------------------------------------------------
+
+BACKWARD_BN = SNAP + """
+__grads = __snap(batchnorm_backward(dout, (x, gamma, eps)))
+"""
+
+
+def reference_bn_backward(dout, x, gamma, eps):
+    """The judge's own gradients of training-mode batch norm (float64), staged as the chain rule
+    goes (through x_hat, the variance and the mean), not in the compact form the notebook shows."""
+    n = x.shape[0]
+    mu = x.mean(axis=0)
+    centred = x - mu
+    var = (centred**2).mean(axis=0)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    x_hat = centred * inv_std
+    d_xhat = dout * gamma
+    d_var = (d_xhat * centred).sum(axis=0) * -0.5 * inv_std**3
+    d_mu = -(d_xhat * inv_std).sum(axis=0) + d_var * (-2.0 / n) * centred.sum(axis=0)
+    dx = d_xhat * inv_std + d_var * 2.0 * centred / n + d_mu / n
+    return dx, (dout * x_hat).sum(axis=0), dout.sum(axis=0)
+
+
+def three(value, what):
+    assert isinstance(value, (tuple, list)) and len(value) == 3, (
+        f"batchnorm_backward must return (dx, dgamma, dbeta){what}, got {type(value).__name__}"
+    )
+    return value
+
+
+@judge.part("test_batchnorm_backward", answers=["batchnorm_backward"])
+def _(k, rng):
+    x = np.array([[1.0, 2.0], [3.0, 6.0], [5.0, 10.0], [7.0, 14.0]])
+    gamma = np.array([1.0, 2.0])
+    dout = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, -1.0], [-1.0, 0.5]])
+    got = k.run(BACKWARD_BN, {"dout": dout, "x": x, "gamma": gamma, "eps": 1e-5}, ["__grads"])
+    dx, dgamma, dbeta = three(got["__grads"], "")
+    ref = reference_bn_backward(dout, x, gamma, 1e-5)
+    close(dbeta, ref[2], 1e-12, 0, f"dbeta = dout summed over the rows = [2, 0.5]; got {dbeta}", "dbeta")
+    close(dgamma, ref[1], 1e-9, 0, f"dgamma = sum over the rows of dout * x_hat = [-1.78885, -0.22361]; got {dgamma}",
+          "dgamma")  # fmt: skip
+    close(dx, ref[0], 1e-9, 1e-12,
+          "dx is wrong on the visible example: inv_std * (g - mean(g) - x_hat * mean(g * x_hat)), with "
+          "g = dout * gamma and the means over the rows (axis 0)", "dx")  # fmt: skip
+
+    cases = [(8, 5, 1e-5, 1.0), (2, 3, 1e-5, 1.0), (32, 4, 1e-3, 50.0), (5, 7, 1e-5, 1e-2),
+             (int(rng.integers(3, 40)), int(rng.integers(1, 9)), 1e-5, float(rng.uniform(0.1, 10.0)))]  # fmt: skip
+    for n, d, eps, scale in cases:
+        x = rng.normal(size=(n, d)) * scale * rng.uniform(0.5, 2.0, d) + rng.uniform(-3.0, 3.0, d) * scale
+        gamma = rng.uniform(0.5, 2.0, d) * rng.choice([-1.0, 1.0], d)
+        dout = rng.normal(size=(n, d))
+        got = k.run(BACKWARD_BN, {"dout": dout, "x": x, "gamma": gamma, "eps": eps}, ["__grads", "dout", "x"])
+        assert unchanged(got["dout"], dout) and unchanged(got["x"], x), (
+            "batchnorm_backward must not modify dout or the cache's x"
+        )
+        dx, dgamma, dbeta = three(got["__grads"], f" for x of shape {(n, d)}")
+        ref_dx, ref_dgamma, ref_dbeta = reference_bn_backward(dout, x, gamma, eps)
+        where = f"for x of shape {(n, d)} (eps {eps}, features of scale about {scale:.3g})"
+        close(dbeta, ref_dbeta, 1e-10, 1e-12, f"dbeta is wrong {where}: the sum of dout over the rows", "dbeta")
+        close(dgamma, ref_dgamma, 1e-8, 1e-10, f"dgamma is wrong {where}: sum over the rows of dout * x_hat",
+              "dgamma")  # fmt: skip
+        close(dx, ref_dx, 1e-7, 1e-9 * float(np.abs(ref_dx).max()),
+              f"dx is wrong {where}: it must carry the two terms from the batch's mean and variance, "
+              "each a mean over the rows of one column, and the factor gamma", "dx")  # fmt: skip
