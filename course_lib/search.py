@@ -1,4 +1,4 @@
-"""Hyperparameter search: grid, random and Bayesian optimization over one search space.
+"""Hyperparameter search: grid, random, Bayesian optimization and budgeted search over one search space.
 
 A *search space* is a dict ``name -> dimension``, shared by the three searches::
 
@@ -43,14 +43,29 @@ deviation and xi >= 0 a small margin,
     z = (f_best - xi - mu) / sigma
 
 over random candidates and perturbations of the best points so far. The first ``n_initial``
-trials are random (the same ones ``random_search`` draws with the same seed).
+trials are random (the same ones ``random_search`` draws with the same seed). Other acquisitions
+(``acquisition=``): the probability of improvement PI(x) = Phi(z) (Kushner 1964), and the
+confidence bound kappa sigma - mu, the lower confidence bound mu - kappa sigma negated (Srinivas
+et al. 2010), all maximized.
+
+**Budgeted search.** ``successive_halving`` (Jamieson and Talwalkar 2016) and ``hyperband`` (Li et
+al. 2018) call ``objective(params, budget) -> float`` with a budget (epochs, an integer): many
+configurations get a small budget, and the best 1/eta of each rung go on with eta times more, up to
+``max_budget``. Their tables have one row per evaluation, with ``config``, ``rung``, ``budget``
+(and Hyperband's ``iteration`` and ``bracket``) columns; ``best_trial`` takes the best at the
+largest budget, and ``table["budget"].sum()`` is what the search spent.
 
 References: C. E. Rasmussen and C. K. I. Williams, *Gaussian Processes for Machine Learning*, MIT
 Press 2006, chapters 2 and 5; D. R. Jones, M. Schonlau and W. J. Welch, Efficient global
 optimization of expensive black-box functions, *J. Global Optimization* 13, 1998; J. Snoek,
 H. Larochelle and R. P. Adams, Practical Bayesian optimization of machine learning algorithms,
 NeurIPS 2012; J. Bergstra and Y. Bengio, Random search for hyper-parameter optimization, *JMLR*
-13, 2012. The GP is checked against scikit-learn's ``GaussianProcessRegressor`` and EI against a
+13, 2012; H. J. Kushner, A new method of locating the maximum point of an arbitrary multipeak curve
+in the presence of noise, *J. Basic Engineering* 86, 1964; N. Srinivas, A. Krause, S. Kakade and
+M. Seeger, Gaussian process optimization in the bandit setting, ICML 2010; K. Jamieson and
+A. Talwalkar, Non-stochastic best arm identification and hyperparameter optimization, AISTATS 2016;
+L. Li, K. Jamieson, G. DeSalvo, A. Rostamizadeh and A. Talwalkar, Hyperband, *JMLR* 18(185), 2018.
+The GP is checked against scikit-learn's ``GaussianProcessRegressor`` and EI against a
 Monte Carlo estimate in ``tests/test_search.py``. Book chapter 6 explains all of it.
 """
 
@@ -83,6 +98,12 @@ __all__ = [
     "BayesianOptimizer",
     "GaussianProcess",
     "expected_improvement",
+    "probability_of_improvement",
+    "upper_confidence_bound",
+    "successive_halving",
+    "hyperband",
+    "halving_schedule",
+    "hyperband_brackets",
     "encode",
     "decode",
     "sample_params",
@@ -92,6 +113,8 @@ __all__ = [
 
 #: The columns of a results table besides one column per hyperparameter.
 RESULT_COLUMNS = ("trial", "score", "status", "error", "seconds", "best_so_far")
+#: The extra columns of a budgeted search's table (successive halving, Hyperband).
+BUDGET_COLUMNS = ("config", "iteration", "bracket", "rung", "budget")
 
 Params = dict[str, Any]
 Space = Mapping[str, "Dimension"]
@@ -304,7 +327,7 @@ def _check_space(space: Space) -> None:
     for name, dim in space.items():
         if not isinstance(name, str):
             raise ValueError(f"hyperparameter names are strings, got {name!r}")
-        if name in RESULT_COLUMNS:
+        if name in RESULT_COLUMNS or name in BUDGET_COLUMNS:
             raise ValueError(f"{name!r} is a column of the results table: rename the hyperparameter")
         if not isinstance(dim, Dimension):
             raise ValueError(f"{name}: {dim!r} is not a Uniform, LogUniform, IntUniform or Categorical")
@@ -430,6 +453,9 @@ def _best_so_far(scores: np.ndarray, maximize: bool) -> np.ndarray:
 def best_trial(results: pd.DataFrame, direction: str | None = None) -> pd.Series:
     """The row of the best successful trial (the first one on ties).
 
+    In the table of a budgeted search (a ``budget`` column: ``successive_halving``, ``hyperband``),
+    the best of the evaluations at the largest budget that succeeded.
+
     ``direction`` defaults to the one the search recorded in ``results.attrs``; a table that lost
     it (``pd.concat`` of several searches) needs it given.
     """
@@ -440,6 +466,8 @@ def best_trial(results: pd.DataFrame, direction: str | None = None) -> pd.Series
     ok = results[results["status"] == "ok"]
     if ok.empty:
         raise ValueError("no trial succeeded")
+    if "budget" in ok:  # a budgeted search: a score at a small budget is not comparable, keep the largest
+        ok = ok[ok["budget"] == ok["budget"].max()]
     scores = ok["score"].to_numpy()
     return ok.iloc[int(np.argmax(scores) if maximize else np.argmin(scores))]  # by position: any index
 
@@ -687,6 +715,39 @@ def expected_improvement(
     return np.maximum(ei, 0.0)
 
 
+def probability_of_improvement(
+    mean: np.ndarray, std: np.ndarray, best: float, xi: float = 0.0, direction: str = "minimize"
+) -> np.ndarray:
+    """PI = P(f < best - xi) = Phi((best - xi - mean) / std) for f ~ N(mean, std^2) (minimize).
+
+    Kushner (1964); maximize flips the signs, P(f > best + xi). Where std = 0 it is 1 if the mean
+    improves on best - xi, else 0. Larger is better, as for EI: the next trial is its argmax.
+    """
+    maximize = _check_direction(direction)
+    mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+    gain = (mean - best - xi) if maximize else (best - xi - mean)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(std > 0, ndtr(gain / std), (gain > 0).astype(np.float64))
+
+
+def upper_confidence_bound(
+    mean: np.ndarray, std: np.ndarray, kappa: float = 2.0, direction: str = "minimize"
+) -> np.ndarray:
+    """UCB = mean + kappa std (maximize); for minimize, the lower confidence bound negated, kappa std - mean.
+
+    Srinivas, Krause, Kakade and Seeger (2010). The sign convention is EI's: larger is better in
+    both directions, and the next trial is the argmax (for minimization, the point of the lowest
+    lower bound mean - kappa std). kappa >= 0 weighs exploration (std) against exploitation (mean).
+    """
+    maximize = _check_direction(direction)
+    if not kappa >= 0:
+        raise ValueError(f"kappa must be >= 0, got {kappa}")
+    mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+    return mean + kappa * std if maximize else kappa * std - mean
+
+
+_ACQUISITIONS = ("ei", "pi", "ucb")
+
 # -------------------------------------------------------------------------- Bayesian optimization
 
 
@@ -696,8 +757,12 @@ class BayesianOptimizer:
     The first ``n_initial`` trials are random draws (those of ``random_search`` with the same
     seed); after that, ``ask`` fits a ``GaussianProcess`` to every trial told so far (a failed one,
     told ``None``, counts as the worst score seen, so the search moves away from it) and returns
-    the candidate with the largest expected improvement. After a model-based ``ask``, ``gp``,
-    ``candidates`` (encoded, (M, W)) and ``ei`` (M,) describe that step.
+    the candidate with the largest acquisition: ``acquisition="ei"`` the expected improvement (the
+    default), ``"pi"`` the probability of improvement (both with margin ``xi``), ``"ucb"`` the
+    confidence bound with weight ``kappa``, all in units of the standardized scores. After a
+    model-based ``ask``, ``gp``, ``candidates`` (encoded, (M, W)) and ``acq`` (M,), the acquisition
+    of every candidate, describe that step; ``ei`` is the same array (its name from when EI was the
+    only choice).
     """
 
     def __init__(
@@ -711,6 +776,8 @@ class BayesianOptimizer:
         xi: float = 0.01,
         n_candidates: int = 1000,
         n_restarts: int = 1,
+        acquisition: str = "ei",
+        kappa: float = 2.0,
     ) -> None:
         _check_space(space)
         self.space = dict(space)
@@ -719,12 +786,17 @@ class BayesianOptimizer:
         self.n_initial = max(2, len(space) + 1) if n_initial is None else int(n_initial)
         if self.n_initial < 1:
             raise ValueError(f"n_initial must be >= 1, got {n_initial}")
+        if acquisition not in _ACQUISITIONS:
+            raise ValueError(f"acquisition is one of {sorted(_ACQUISITIONS)}, got {acquisition!r}")
+        if not kappa >= 0:
+            raise ValueError(f"kappa must be >= 0, got {kappa}")
+        self.acquisition, self.kappa = acquisition, float(kappa)
         self.kernel, self.xi = kernel, float(xi)
         self.n_candidates, self.n_restarts = int(n_candidates), int(n_restarts)
         self.params: list[Params] = []
         self.scores: list[float | None] = []
         self.gp: GaussianProcess | None = None
-        self.candidates = self.ei = None
+        self.candidates = self.acq = self.ei = None
         _kernel(kernel, np.zeros((1, 1)), np.zeros((1, 1)), np.ones(1))  # fail early on a bad name
 
     def tell(self, params: Params, score: float | None) -> None:
@@ -750,15 +822,18 @@ class BayesianOptimizer:
             self.gp = gp.fit(X, s, n_restarts=self.n_restarts, rng=self.rng)
             C = self._candidates(X, s)
             mean, std = self.gp.predict(C)
-        # EI in standardized units, so that xi means the same whatever the scale of the scores
-        ei = expected_improvement(
-            (mean - self.gp.y_mean_) / self.gp.y_std_,
-            std / self.gp.y_std_,
-            (s.min() - self.gp.y_mean_) / self.gp.y_std_,
-            self.xi,
-        )
-        self.candidates, self.ei = C, ei
-        return decode(self.space, C[int(np.argmax(ei))])[0]
+        # in standardized units, so that xi and kappa mean the same whatever the scale of the scores
+        mu, sd = (mean - self.gp.y_mean_) / self.gp.y_std_, std / self.gp.y_std_
+        best = (s.min() - self.gp.y_mean_) / self.gp.y_std_
+        if self.acquisition == "ei":
+            acq = expected_improvement(mu, sd, best, self.xi)
+        elif self.acquisition == "pi":
+            acq = probability_of_improvement(mu, sd, best, self.xi)
+        else:
+            acq = upper_confidence_bound(mu, sd, self.kappa)
+        self.candidates, self.acq = C, acq
+        self.ei = acq
+        return decode(self.space, C[int(np.argmax(acq))])[0]
 
     def _candidates(self, X: np.ndarray, s: np.ndarray) -> np.ndarray:
         """Random points of the space and Gaussian perturbations of the 5 best, snapped to valid values."""
@@ -792,8 +867,11 @@ def bayes_search(
     kernel: str = "matern52",
     xi: float = 0.01,
     n_candidates: int = 1000,
+    acquisition: str = "ei",
+    kappa: float = 2.0,
 ) -> pd.DataFrame:
-    """Bayesian optimization: a GP surrogate and expected improvement (``BayesianOptimizer``)."""
+    """Bayesian optimization: a GP surrogate and an acquisition, expected improvement by default
+    (``BayesianOptimizer``; ``acquisition="pi"`` or ``"ucb"`` with ``kappa``)."""
     _need_budget(n_trials, max_seconds)
     opt = BayesianOptimizer(
         space,
@@ -803,7 +881,216 @@ def bayes_search(
         kernel=kernel,
         xi=xi,
         n_candidates=n_candidates,
+        acquisition=acquisition,
+        kappa=kappa,
     )
     return _run(
         "bayes", objective, space, lambda _: opt.ask(), opt.tell, n_trials, max_seconds, direction, seed
+    )
+
+
+# ----------------------------------------------------------- budgeted search: successive halving
+
+
+def _check_budgets(min_budget: int, max_budget: int, eta: int) -> None:
+    for name, v in (("min_budget", min_budget), ("max_budget", max_budget)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} is a whole number of epochs >= 1, got {v!r}")
+    if min_budget > max_budget:
+        raise ValueError(f"min_budget must be <= max_budget, got min_budget={min_budget} > {max_budget}")
+    if isinstance(eta, bool) or not isinstance(eta, (int, np.integer)) or eta < 2:
+        raise ValueError(
+            f"eta, the factor by which each rung cuts the configurations, is an integer >= 2, got {eta!r}"
+        )
+
+
+def _n_halvings(min_budget: int, max_budget: int, eta: int) -> int:
+    """s = floor(log_eta(max_budget / min_budget)), in integer arithmetic."""
+    s = 0
+    while min_budget * eta ** (s + 1) <= max_budget:
+        s += 1
+    return s
+
+
+def _rungs(n: int, s: int, max_budget: int, eta: int) -> list[tuple[int, int]]:
+    """[(n_i, r_i)] for i = 0..s: n_i = max(1, floor(n / eta^i)), r_i = floor(max_budget / eta^(s - i))."""
+    return [(max(1, n // eta**i), max_budget // eta ** (s - i)) for i in range(s + 1)]
+
+
+def halving_schedule(n: int, min_budget: int, max_budget: int, eta: int = 3) -> list[tuple[int, int]]:
+    """The rungs of successive halving, [(n_i, r_i)], i = 0..s, s = floor(log_eta(max_budget / min_budget)):
+
+        n_i = max(1, floor(n / eta^i)) configurations,   r_i = floor(max_budget / eta^(s - i)) budget each.
+
+    The last rung is max_budget; r_0 >= min_budget (= min_budget when max/min is a power of eta).
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n, the number of configurations, is an integer >= 1, got {n!r}")
+    _check_budgets(min_budget, max_budget, eta)
+    return _rungs(int(n), _n_halvings(min_budget, max_budget, eta), int(max_budget), int(eta))
+
+
+def hyperband_brackets(
+    min_budget: int, max_budget: int, eta: int = 3
+) -> list[tuple[int, list[tuple[int, int]]]]:
+    """Hyperband's brackets (Li et al. 2018, algorithm 1), [(s, rungs)] for s = s_max, ..., 0.
+
+    With R = max_budget / min_budget and s_max = floor(log_eta R), bracket s runs successive
+    halving on n = ceil((s_max + 1) eta^s / (s + 1)) configurations from r = max_budget / eta^s:
+    rungs (floor(n / eta^i), floor(max_budget / eta^(s - i))), i = 0..s.
+    """
+    _check_budgets(min_budget, max_budget, eta)
+    s_max = _n_halvings(min_budget, max_budget, eta)
+    out = []
+    for s in range(s_max, -1, -1):
+        n = -(-(s_max + 1) * eta**s // (s + 1))  # ceil in integers
+        out.append((s, _rungs(n, s, int(max_budget), int(eta))))
+    return out
+
+
+def _halve(objective, configs, rungs, maximize, rows, extra) -> None:
+    """Run one successive-halving bracket: evaluate ``configs`` [(id, params)] rung by rung at r_i, keep the
+    best n_{i+1} successful ones. One row per evaluation is appended to ``rows``."""
+    alive = list(configs)
+    for i, (_, budget) in enumerate(rungs):
+        results = []
+        for cid, params in alive:
+            score, status, error, seconds = _evaluate(lambda p, b=budget: objective(p, b), params)
+            rows.append(
+                {
+                    "trial": len(rows),
+                    "config": cid,
+                    **extra,
+                    "rung": i,
+                    "budget": int(budget),
+                    **params,
+                    "score": score,
+                    "status": status,
+                    "error": error,
+                    "seconds": seconds,
+                }
+            )
+            if status == "ok":
+                results.append((score, cid, params))
+        if i + 1 == len(rungs) or not results:
+            return
+        sign = -1.0 if maximize else 1.0  # sorted is stable: on ties, the first evaluated goes on
+        order = sorted(range(len(results)), key=lambda k: sign * results[k][0])
+        alive = [results[k][1:] for k in order[: rungs[i + 1][0]]]
+
+
+def _budget_table(rows, space, columns, method, direction, seed, start, **attrs) -> pd.DataFrame:
+    maximize = _check_direction(direction)
+    table = pd.DataFrame(rows, columns=["trial", *columns, *space, "score", "status", "error", "seconds"])
+    table["score"] = table["score"].astype(np.float64)
+    table["seconds"] = table["seconds"].astype(np.float64)
+    top = table["budget"] == table["budget"].max()  # best so far among the evaluations at the largest budget
+    table["best_so_far"] = _best_so_far(np.where(top, table["score"], np.nan), maximize)
+    table.attrs.update(
+        method=method,
+        direction=direction,
+        seed=seed,
+        total_budget=int(table["budget"].sum()),
+        total_seconds=time.perf_counter() - start,
+        **attrs,
+    )
+    return table
+
+
+def _generator(rng: np.random.Generator | int) -> tuple[np.random.Generator, int | None]:
+    if isinstance(rng, np.random.Generator):
+        return rng, None
+    if isinstance(rng, bool) or not isinstance(rng, (int, np.integer)):
+        raise ValueError(f"rng is a numpy Generator or an integer seed, got {rng!r}")
+    return np.random.default_rng(int(rng)), int(rng)
+
+
+def successive_halving(
+    space: Space,
+    objective: Callable[[Params, int], float],
+    n: int,
+    min_budget: int,
+    max_budget: int,
+    eta: int = 3,
+    rng: np.random.Generator | int = 0,
+    *,
+    direction: str = "minimize",
+) -> pd.DataFrame:
+    """Successive halving (Jamieson and Talwalkar 2016): n random configurations, the best 1/eta go on.
+
+    ``objective(params, budget) -> score`` trains with ``budget`` (epochs, an integer) and scores.
+    Rung i evaluates n_i configurations with budget r_i (``halving_schedule``) and the best n_{i+1}
+    successful ones go on to rung i + 1, until max_budget. Configurations are drawn as
+    ``random_search`` draws them: the same seed gives the same n first configurations.
+
+    The results table has one row per evaluation, the columns of ``random_search``'s plus
+    ``config`` (which configuration, 0..n-1), ``rung`` and ``budget``; ``best_so_far`` and
+    ``best_trial`` consider the evaluations at the largest budget. ``attrs["total_budget"]`` is the
+    sum of the budgets, the cost when every evaluation trains from scratch.
+    """
+    _check_space(space)
+    schedule = halving_schedule(n, min_budget, max_budget, eta)
+    maximize = _check_direction(direction)
+    gen, seed = _generator(rng)
+    configs = [(cid, sample_params(space, gen)) for cid in range(int(n))]
+    rows: list[dict] = []
+    start = time.perf_counter()
+    _halve(objective, configs, schedule, maximize, rows, {})
+    return _budget_table(
+        rows,
+        space,
+        ["config", "rung", "budget"],
+        "successive_halving",
+        direction,
+        seed,
+        start,
+        eta=int(eta),
+        min_budget=int(min_budget),
+        max_budget=int(max_budget),
+    )
+
+
+def hyperband(
+    space: Space,
+    objective: Callable[[Params, int], float],
+    min_budget: int,
+    max_budget: int,
+    eta: int = 3,
+    rng: np.random.Generator | int = 0,
+    *,
+    direction: str = "minimize",
+    n_iterations: int = 1,
+) -> pd.DataFrame:
+    """Hyperband (Li, Jamieson, DeSalvo, Rostamizadeh and Talwalkar 2018): successive halving in every
+    bracket of ``hyperband_brackets``, from the most aggressive (s = s_max: many configurations, from
+    min_budget) to plain random search (s = 0: a few, all at max_budget).
+
+    ``objective(params, budget)`` and the table as in ``successive_halving``, with ``iteration`` and
+    ``bracket`` (s) columns. ``n_iterations`` repeats all the brackets with new configurations
+    (Hyperband's outer loop). Configurations are drawn in order, as ``random_search`` draws them.
+    """
+    _check_space(space)
+    brackets = hyperband_brackets(min_budget, max_budget, eta)
+    if isinstance(n_iterations, bool) or not isinstance(n_iterations, (int, np.integer)) or n_iterations < 1:
+        raise ValueError(f"n_iterations is an integer >= 1, got {n_iterations!r}")
+    maximize = _check_direction(direction)
+    gen, seed = _generator(rng)
+    rows: list[dict] = []
+    start, cid = time.perf_counter(), 0
+    for it in range(int(n_iterations)):
+        for s, rungs in brackets:
+            configs = [(cid + k, sample_params(space, gen)) for k in range(rungs[0][0])]
+            cid += len(configs)
+            _halve(objective, configs, rungs, maximize, rows, {"iteration": it, "bracket": s})
+    return _budget_table(
+        rows,
+        space,
+        ["config", "iteration", "bracket", "rung", "budget"],
+        "hyperband",
+        direction,
+        seed,
+        start,
+        eta=int(eta),
+        min_budget=int(min_budget),
+        max_budget=int(max_budget),
     )

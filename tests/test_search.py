@@ -11,7 +11,13 @@
   by central differences; interpolation of noiseless data, with the variance vanishing at the
   observed points; the fitted noise level;
 * expected improvement against a Monte Carlo estimate, and its properties (Hypothesis);
-* Bayesian optimization beats random search on a 1-D and a 2-D test function in most of 20 seeds.
+* Bayesian optimization beats random search on a 1-D and a 2-D test function in most of 20 seeds;
+* the probability of improvement and the confidence bound against a hand computation with
+  ``scipy.stats.norm`` (float64), and ``acquisition=`` choosing their argmax;
+* successive halving and Hyperband: rung sizes and budgets by the formulas (Li et al. 2018,
+  table 1, for R = 81 and eta = 3), the true best found when the ranking does not depend on the
+  budget, only successful configurations promoted, the table and its total budget, seeds, and
+  errors for bad arguments.
 """
 
 from __future__ import annotations
@@ -46,7 +52,13 @@ from course_lib.search import (
     expected_improvement,
     grid_search,
     grid_values,
+    halving_schedule,
+    hyperband,
+    hyperband_brackets,
+    probability_of_improvement,
     random_search,
+    successive_halving,
+    upper_confidence_bound,
 )
 
 SETTINGS = settings(max_examples=40, deadline=None)
@@ -484,3 +496,237 @@ def test_bayes_beats_random_search_in_most_seeds(objective, space, n_trials, opt
     assert np.all(b >= -1e-6) and np.all(r >= -1e-6)  # nobody beats the known optimum
     assert np.sum(b < r) >= 15, (b, r)  # Bayes is better in most seeds (chance alone: 2% for >= 15)
     assert np.median(b) < 0.3 * np.median(r), (np.median(b), np.median(r))
+
+
+# ------------------------------------------------------------------ other acquisition functions
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_probability_of_improvement_matches_a_hand_computation(direction):
+    mean = np.array([-1.0, 0.0, 0.3, 2.0, 0.5])
+    std = np.array([0.5, 1.0, 0.01, 3.0, 0.0])
+    best, xi = 0.2, 0.05
+    sign = 1.0 if direction == "maximize" else -1.0
+    gain = sign * (mean - best) - xi  # improvement of the mean over best, beyond the margin
+    expected = np.array(
+        [stats.norm.cdf(g / s) if s > 0 else float(g > 0) for g, s in zip(gain, std, strict=True)]
+    )
+    pi = probability_of_improvement(mean, std, best, xi, direction)
+    assert pi.dtype == np.float64
+    assert_allclose(pi, expected, rtol=1e-13, atol=1e-300)
+    # Monte Carlo: P(f < best - xi) for f ~ N(mean, std^2)
+    f = np.random.default_rng(0).normal(mean[1], std[1], 400_000)
+    mc = np.mean(f < best - xi) if direction == "minimize" else np.mean(f > best + xi)
+    assert abs(pi[1] - mc) < 4 * math.sqrt(mc * (1 - mc) / f.size)
+
+
+@SETTINGS
+@given(mean=st.floats(-5, 5), std=st.floats(1e-3, 5), best=st.floats(-5, 5), xi=st.floats(0, 1))
+def test_probability_of_improvement_properties(mean, std, best, xi):
+    pi = probability_of_improvement(np.array([mean]), np.array([std]), best, xi)[0]
+    assert 0.0 <= pi <= 1.0
+    assert (
+        probability_of_improvement(np.array([mean - 0.1]), np.array([std]), best, xi)[0] >= pi
+    )  # better mean
+    flipped = probability_of_improvement(np.array([-mean]), np.array([std]), -best, xi, "maximize")[0]
+    assert_allclose(flipped, pi, rtol=1e-12, atol=1e-300)
+
+
+def test_upper_confidence_bound_matches_a_hand_computation():
+    mean = np.array([0.0, 1.0, -2.0, 0.5])
+    std = np.array([1.0, 0.1, 0.2, 1.2])
+    assert_allclose(upper_confidence_bound(mean, std, 1.5, "maximize"), mean + 1.5 * std, rtol=1e-15)
+    lcb = mean - 1.5 * std  # minimization: the lower confidence bound, whose smallest value is next
+    ucb = upper_confidence_bound(mean, std, 1.5, "minimize")
+    assert_allclose(ucb, -lcb, rtol=1e-15)
+    assert np.argmax(ucb) == np.argmin(lcb) == 2
+    assert np.argmax(upper_confidence_bound(mean, std, 0.0)) == np.argmin(mean)  # kappa 0: pure exploitation
+    assert np.argmax(upper_confidence_bound(mean, std, 50.0)) == np.argmax(std)  # large kappa: exploration
+    with pytest.raises(ValueError, match="kappa"):
+        upper_confidence_bound(mean, std, -1.0)
+
+
+@pytest.mark.parametrize("acquisition", ["ei", "pi", "ucb"])
+def test_ask_maximizes_the_chosen_acquisition(acquisition):
+    opt = BayesianOptimizer({"x": Uniform(0, 1)}, seed=0, n_initial=3, acquisition=acquisition, kappa=1.5)
+    for _ in range(4):
+        p = opt.ask()
+        opt.tell(p, forrester(p))
+    p = opt.ask()  # the step the model describes: not told yet
+    mean, std = opt.gp.predict(opt.candidates)
+    mu, sd = (mean - opt.gp.y_mean_) / opt.gp.y_std_, std / opt.gp.y_std_
+    best = (min(opt.scores) - opt.gp.y_mean_) / opt.gp.y_std_
+    z = (best - opt.xi - mu) / sd
+    by_hand = {  # scipy.stats.norm, float64
+        "ei": (best - opt.xi - mu) * stats.norm.cdf(z) + sd * stats.norm.pdf(z),
+        "pi": stats.norm.cdf(z),
+        "ucb": 1.5 * sd - mu,
+    }[acquisition]
+    assert_allclose(opt.acq, by_hand, rtol=1e-9, atol=1e-12)
+    assert opt.ei is opt.acq
+    assert encode(opt.space, [p])[0, 0] == pytest.approx(opt.candidates[np.argmax(opt.acq), 0])
+
+
+def test_acquisitions_lead_to_different_searches_and_ei_is_the_default():
+    space = {"x": Uniform(0, 1)}
+    tables = {
+        a: bayes_search(forrester, space, 8, seed=0, acquisition=a, kappa=3.0) for a in ("ei", "pi", "ucb")
+    }
+    default = bayes_search(forrester, space, 8, seed=0)
+    assert_array_equal(default["x"], tables["ei"]["x"])
+    assert not np.allclose(tables["ucb"]["x"], tables["ei"]["x"])
+    with pytest.raises(ValueError, match="acquisition"):
+        BayesianOptimizer(space, acquisition="thompson")
+
+
+# ---------------------------------------------------- budgeted search: successive halving, Hyperband
+
+
+def by_budget(p, budget):
+    """quadratic, plus a term that only depends on the budget: the ranking is the same at every budget."""
+    return quadratic(p) + 1.0 / budget
+
+
+@pytest.mark.parametrize(
+    "n, eta, lo, hi, expected",
+    [
+        (18, 3, 1, 3, [(18, 1), (6, 3)]),
+        (27, 3, 1, 27, [(27, 1), (9, 3), (3, 9), (1, 27)]),
+        (10, 2, 1, 8, [(10, 1), (5, 2), (2, 4), (1, 8)]),
+        (20, 3, 2, 20, [(20, 2), (6, 6), (2, 20)]),  # 20/2 is not a power of 3: floor(20/9), floor(20/3), 20
+        (5, 4, 3, 3, [(5, 3)]),  # min = max: one rung, random search
+        (2, 3, 1, 9, [(2, 1), (1, 3), (1, 9)]),  # never fewer than one configuration
+    ],
+)
+def test_successive_halving_rungs_follow_the_formulas(n, eta, lo, hi, expected):
+    assert halving_schedule(n, lo, hi, eta) == expected
+    table = successive_halving(SPACE, by_budget, n, lo, hi, eta, rng=0)
+    per_rung = table.groupby("rung").agg(
+        n=("config", "size"), budget=("budget", "first"), lo=("budget", "min"), hi=("budget", "max")
+    )
+    assert list(zip(per_rung["n"], per_rung["budget"], strict=True)) == expected
+    assert (per_rung["lo"] == per_rung["hi"]).all()  # one budget per rung
+    assert table.attrs["total_budget"] == table["budget"].sum() == sum(k * r for k, r in expected)
+    assert table["trial"].tolist() == list(range(len(table)))
+    assert list(table.columns) == ["trial", "config", "rung", "budget", *SPACE, *RESULT_COLUMNS[1:]]
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+@pytest.mark.parametrize("n, eta, lo, hi", [(27, 3, 1, 27), (10, 2, 1, 8), (20, 3, 2, 20)])
+def test_successive_halving_finds_the_true_best_and_promotes_the_top(direction, n, eta, lo, hi):
+    sign = 1.0 if direction == "minimize" else -1.0
+    table = successive_halving(
+        SPACE, lambda p, b: sign * by_budget(p, b), n, lo, hi, eta, rng=3, direction=direction
+    )
+    drawn = random_search(quadratic, SPACE, n, seed=3)  # the same n configurations, in the same order
+    first = table[table["rung"] == 0]
+    assert_array_equal(first["config"], np.arange(n))
+    pd.testing.assert_frame_equal(first[list(SPACE)].reset_index(drop=True), drawn[list(SPACE)])
+    best = best_trial(table)
+    assert best["budget"] == hi
+    assert int(best["config"]) == int(drawn["score"].idxmin())  # the true best of the n
+    for i in range(table["rung"].max()):  # each rung keeps exactly the best n_{i+1} of the one before
+        prev, nxt = table[table["rung"] == i], table[table["rung"] == i + 1]
+        top = prev.sort_values("score", ascending=direction == "minimize", kind="stable")["config"]
+        assert sorted(nxt["config"]) == sorted(top.iloc[: len(nxt)])
+
+
+def test_best_trial_of_a_budgeted_search_is_at_the_largest_budget():
+    table = successive_halving(SPACE, lambda p, b: quadratic(p) - 100.0 * (b == 1), 9, 1, 9, 3, rng=0)
+    assert table["score"].idxmin() in table.index[table["budget"] == 1]  # small budgets score "better"
+    assert best_trial(table)["budget"] == 9
+    at_max = table["budget"] == 9
+    assert_allclose(table["best_so_far"].iloc[-1], table.loc[at_max, "score"].min())
+    assert table.loc[: at_max.idxmax() - 1, "best_so_far"].isna().all()  # no best before the first full run
+
+
+def test_failed_configurations_are_never_promoted():
+    def flaky(p, budget):
+        if p["activation"] == "relu":  # the best ones by quadratic, but they fail
+            raise FloatingPointError("diverged")
+        return quadratic(p)
+
+    table = successive_halving(SPACE, flaky, 27, 1, 9, 3, rng=1)
+    first = table[table["rung"] == 0]
+    failed = set(first.loc[first["status"] == "failed", "config"])
+    assert failed and not failed & set(table.loc[table["rung"] > 0, "config"])
+    assert (table[table["rung"] > 0]["status"] == "ok").all()
+    assert best_trial(table)["activation"] != "relu"
+
+
+# Li, Jamieson, DeSalvo, Rostamizadeh and Talwalkar (2018), table 1: R = 81, eta = 3, (n_i, r_i) per bracket s
+LI_TABLE_1 = {
+    4: [(81, 1), (27, 3), (9, 9), (3, 27), (1, 81)],
+    3: [(34, 3), (11, 9), (3, 27), (1, 81)],
+    2: [(15, 9), (5, 27), (1, 81)],
+    1: [(8, 27), (2, 81)],
+    0: [(5, 81)],
+}
+
+
+def test_hyperband_brackets_match_li_et_al_table_1():
+    assert dict(hyperband_brackets(1, 81, 3)) == LI_TABLE_1
+    assert [s for s, _ in hyperband_brackets(1, 81, 3)] == [4, 3, 2, 1, 0]  # most aggressive first
+    assert hyperband_brackets(1, 3, 3) == [(1, [(3, 1), (1, 3)]), (0, [(2, 3)])]  # by hand: s_max 1, B = 6
+    assert hyperband_brackets(2, 2, 3) == [(0, [(1, 2)])]
+
+
+@pytest.mark.parametrize("n_iterations", [1, 2])
+def test_hyperband_evaluations_and_total_budget(n_iterations):
+    table = hyperband(SPACE, by_budget, 1, 81, 3, rng=0, n_iterations=n_iterations)
+    assert len(table) == n_iterations * 206  # 121 + 49 + 21 + 10 + 5 evaluations (table 1)
+    assert table["budget"].sum() == table.attrs["total_budget"] == n_iterations * 1902  # 405+363+351+378+405
+    for (_, s), part in table.groupby(["iteration", "bracket"]):
+        rungs = part.groupby("rung").agg(n=("config", "size"), budget=("budget", "first"))
+        assert list(zip(rungs["n"], rungs["budget"], strict=True)) == LI_TABLE_1[s]
+    assert table["config"].nunique() == n_iterations * (
+        81 + 34 + 15 + 8 + 5
+    )  # new configurations per bracket
+    drawn = random_search(quadratic, SPACE, table["config"].nunique(), seed=0)
+    firsts = table.drop_duplicates("config").sort_values("config")
+    pd.testing.assert_frame_equal(firsts[list(SPACE)].reset_index(drop=True), drawn[list(SPACE)])
+    best = best_trial(table)
+    assert best["budget"] == 81
+    # the ranking does not depend on the budget: the best at 81 is the best configuration that reached 81
+    reached = table.loc[table["budget"] == 81, "config"]
+    assert int(best["config"]) == int(drawn["score"].iloc[reached.to_numpy()].idxmin())
+
+
+@pytest.mark.parametrize("search", ["sh", "hb"])
+def test_budgeted_searches_are_reproducible(search):
+    def run(rng):
+        if search == "sh":
+            return successive_halving(SPACE, by_budget, 12, 1, 9, 3, rng=rng)
+        return hyperband(SPACE, by_budget, 1, 9, 3, rng=rng)
+
+    a, b, c = run(5), run(5), run(6)
+    cols = [col for col in a.columns if col != "seconds"]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+    assert not a[list(SPACE)].equals(c[list(SPACE)])
+    pd.testing.assert_frame_equal(run(np.random.default_rng(5))[cols], a[cols])  # a Generator as a seed
+    assert a.attrs["seed"] == 5
+
+
+def test_budgeted_searches_reject_bad_arguments():
+    for bad_eta in (1, 0, 2.5, True):
+        with pytest.raises(ValueError, match="eta"):
+            successive_halving(SPACE, by_budget, 9, 1, 9, bad_eta)
+        with pytest.raises(ValueError, match="eta"):
+            hyperband(SPACE, by_budget, 1, 9, bad_eta)
+    with pytest.raises(ValueError, match="min_budget must be <= max_budget"):
+        successive_halving(SPACE, by_budget, 9, 10, 9)
+    with pytest.raises(ValueError, match="min_budget must be <= max_budget"):
+        hyperband(SPACE, by_budget, 10, 9)
+    for bad_n in (0, -3, 2.0):
+        with pytest.raises(ValueError, match="n, the number of configurations"):
+            successive_halving(SPACE, by_budget, bad_n, 1, 9)
+    with pytest.raises(ValueError, match="min_budget is a whole number"):
+        successive_halving(SPACE, by_budget, 9, 0, 9)
+    with pytest.raises(ValueError, match="max_budget is a whole number"):
+        hyperband(SPACE, by_budget, 1, 9.5)
+    with pytest.raises(ValueError, match="n_iterations"):
+        hyperband(SPACE, by_budget, 1, 9, n_iterations=0)
+    with pytest.raises(ValueError, match="rng"):
+        successive_halving(SPACE, by_budget, 9, 1, 9, rng="seed")
+    with pytest.raises(ValueError, match="column of the results table"):
+        successive_halving({"budget": Uniform(0, 1)}, by_budget, 9, 1, 9)
