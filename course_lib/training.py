@@ -36,6 +36,13 @@ gradients, after the backward pass and before the optimizer step, so that their 
 at most max_norm (``numpy_impl.optimizers.clip_grad_norm``, ``torch.nn.utils.clip_grad_norm_``;
 in ``fit_seeds`` each member by its own norm); ``History.grad_norm`` records each epoch's mean
 norm *before* clipping, how large the gradients wanted to be.
+
+Diagnostics (book/diagnosis.md): callbacks may also define ``on_batch_begin(step, model)`` and
+``on_batch_end(step, model, grads)``, which ``fit`` and ``fit_seeds`` call around every gradient
+step; ``course_lib.monitors`` builds the training monitors on them (update/weight ratio, per-layer
+gradient norms, saturated and dead units), each keeping its records on itself. ``lr_range_test``
+is the learning-rate range test of Smith (2017): one short run with a geometrically growing
+learning rate, the model restored afterwards; ``suggest_lr`` reads a learning rate off its curve.
 """
 
 from __future__ import annotations
@@ -220,6 +227,12 @@ def fit(
     ``clip_grad_norm``: the largest global L2 norm of a step's gradients; larger ones are scaled
     down to it after the backward pass, before the optimizer step (as
     ``torch.nn.utils.clip_grad_norm_``). ``History.grad_norm`` records each epoch's mean pre-clip norm.
+
+    A callback with ``on_batch_begin(step, model)`` / ``on_batch_end(step, model, grads)`` is also
+    told about every mini-batch (step = 0, 1, ... over the whole run), before the gradient step and
+    after the optimizer step; ``grads`` are the gradients that step applied (after clipping): the
+    NumPy model's dict, or ``{name: parameter.grad}`` for torch. The monitors of ``course_lib.monitors``
+    (update/weight ratio, gradient norms) use them.
     """
     _check_clip(clip_grad_norm)
     X, y = np.asarray(X), np.asarray(y)
@@ -237,8 +250,10 @@ def fit(
     # the same with or without dropout. torch models draw from their own generator.
     drop_rng = rng.spawn(1)[0] if getattr(model, "has_dropout", False) and not _is_torch(model) else None
     grad_norms: list[float] = []  # the pre-clip norms of this epoch's steps (with clipping)
+    begin_hooks, end_hooks = _batch_hooks(callbacks)
+    grads: dict[str, Any] | None = {} if end_hooks else None  # each step's gradients, for the hooks
     step, evaluate, opt = (_torch_fns if _is_torch(model) else _numpy_fns)(
-        model, lr, optimizer, drop_rng, clip=clip_grad_norm, grad_norms=grad_norms
+        model, lr, optimizer, drop_rng, clip=clip_grad_norm, grad_norms=grad_norms, grads_out=grads
     )
     if scheduler is not None and getattr(scheduler, "optimizer", opt) is not opt:
         raise ValueError("the LR scheduler must be built on the optimizer passed to fit")
@@ -250,7 +265,11 @@ def fit(
         if callable(schedule) and schedule_unit == "step":
             set_lr(schedule(n_steps))
         last_lr = get_lr()
+        for hook in begin_hooks:
+            hook(n_steps, model)
         loss = step(xb, yb)
+        for hook in end_hooks:
+            hook(n_steps, model, grads)
         n_steps += 1
         if scheduler is not None and schedule_unit == "step":
             scheduler.step()
@@ -313,6 +332,7 @@ def fit_seeds(
     X_train_eval: np.ndarray | None = None,
     y_train_eval: np.ndarray | None = None,
     clip_grad_norm: float | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> SeedHistory:
     """``fit`` for the S members of a ``numpy_impl.multiseed.MultiSeedMLP`` at once; a ``SeedHistory``.
 
@@ -328,6 +348,11 @@ def fit_seeds(
     ``train_acc`` is measured (with ``eval_train``) instead of all of X. ``clip_grad_norm``: as in
     ``fit``, member by member (``optimizers.clip_grad_norm_seeds``: each member's gradients are
     scaled by their own norm); ``SeedHistory.grad_norm`` holds the (S,) mean pre-clip norms.
+
+    ``callbacks`` are told what ``fit`` tells them, about the batched model: ``on_train_begin``,
+    ``on_batch_begin``/``on_batch_end`` (grads (S, ...) per name), ``on_epoch_end`` with logs of (S,)
+    arrays (True stops every member; ``EarlyStopping`` monitors one float, so it is for ``fit``),
+    ``on_train_end``. The ``course_lib.monitors`` callbacks record per member.
     """
     if not hasattr(model, "n_seeds"):
         raise TypeError(
@@ -363,7 +388,10 @@ def fit_seeds(
     members = np.arange(S)[:, None]  # (S, 1): with an (S, B) index, picks member s's rows of (S, N, ...)
     X_eval, y_eval = (X, y) if X_train_eval is None else (X_train_eval, y_train_eval)
     n_steps, last_lr = 0, None
+    begin_hooks, end_hooks = _batch_hooks(callbacks)
     hist = SeedHistory()
+    for cb in callbacks:
+        cb.on_train_begin(model)
     for epoch in range(1, epochs + 1):
         order = np.stack([g.permutation(n) for g in gens])  # (S, N)
         if schedule is not None and schedule_unit == "epoch":
@@ -380,8 +408,12 @@ def fit_seeds(
             losses, grads = model.loss_and_grads(xb, yb, drop_rngs)
             if clip_grad_norm is not None:
                 grad_norms.append(clip_grad_norm_seeds(grads, clip_grad_norm))  # (S,), before clipping
+            for hook in begin_hooks:
+                hook(n_steps, model)
             opt.step(model.params, grads)
             model.apply_constraints()
+            for hook in end_hooks:
+                hook(n_steps, model, grads)
             n_steps += 1
             batch_losses.append(losses)
             sizes.append(idx.shape[1])
@@ -400,7 +432,135 @@ def fit_seeds(
             vl, va = model.evaluate(X_val, y_val)
             hist.val_loss.append(vl)
             hist.val_acc.append(va)
+        logs = {k: getattr(hist, k)[-1] for k in METRICS if getattr(hist, k)}
+        if any([cb.on_epoch_end(epoch, logs, model) for cb in callbacks]):
+            break
+    for cb in callbacks:
+        cb.on_train_end(model)
     return hist
+
+
+def _batch_hooks(callbacks: Sequence[Any]) -> tuple[list, list]:
+    """The callbacks' ``on_batch_begin`` and ``on_batch_end`` methods (optional: older ones lack them)."""
+
+    def overridden(cb, name):  # Callback's own no-op methods are left out: no cost per step
+        method = getattr(type(cb), name, None)
+        return method is not None and method is not getattr(Callback, name)
+
+    begin = [cb.on_batch_begin for cb in callbacks if overridden(cb, "on_batch_begin")]
+    end = [cb.on_batch_end for cb in callbacks if overridden(cb, "on_batch_end")]
+    return begin, end
+
+
+# ------------------------------------------------------------------- learning-rate range test
+
+
+def lr_range_test(
+    model: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    lr_min: float,
+    lr_max: float,
+    steps: int,
+    *,
+    batch_size: int = 100,
+    rng: np.random.Generator | int = 0,
+    optimizer: Any = None,
+    stop_factor: float = 4.0,
+    smooth: float = 0.98,
+) -> tuple[np.ndarray, np.ndarray]:
+    """lr_t = lr_min (lr_max / lr_min)^(t / (steps - 1)), t = 0..steps-1: one mini-batch step at each.
+
+    The range test of Smith (2017, "Cyclical learning rates for training neural networks"): the
+    learning rate grows geometrically over ``steps`` mini-batches (the batches ``fit`` would draw
+    with this ``rng``, epoch after epoch if ``steps`` exceeds one epoch), and each step records the batch's
+    loss before its update, smoothed as an exponential moving average with bias correction,
+    s_t = m_t / (1 - smooth^(t+1)), m_t = smooth m_{t-1} + (1 - smooth) loss_t (``smooth=0``: the raw
+    losses). The test stops after the first step whose smoothed loss is not finite or exceeds
+    ``stop_factor`` times the smallest smoothed loss so far. Returns ``(lrs, losses)``, arrays (T,),
+    T <= steps, the learning rates tried and their smoothed losses; ``suggest_lr`` reads them.
+
+    ``model`` is a NumPy MLP (or anything ``fit`` trains with ``loss_and_grads``) or a torch module;
+    ``optimizer`` as in ``fit`` (default plain SGD), its learning rate overwritten at every step.
+    The model and the optimizer are left as they were: the test trains the model itself and then
+    restores its parameters (and buffers: ``get_weights``/``set_weights``), and it steps a deep copy
+    of a NumPy optimizer, or restores a torch optimizer's ``state_dict`` afterwards.
+    """
+    import copy
+
+    X, y = np.asarray(X), np.asarray(y)
+    if len(X) != len(y):
+        raise ValueError(f"X has {len(X)} rows but y has {len(y)} labels")
+    if not 0 < lr_min < lr_max:
+        raise ValueError(f"need 0 < lr_min < lr_max, got lr_min={lr_min}, lr_max={lr_max}")
+    if steps < 2 or batch_size < 1:
+        raise ValueError("steps must be at least 2 and batch_size at least 1")
+    if not stop_factor > 1:
+        raise ValueError(f"stop_factor must be > 1, got {stop_factor}")
+    if not 0 <= smooth < 1:
+        raise ValueError(f"smooth must lie in [0, 1), got {smooth}")
+    torch_model = _is_torch(model)
+    rng = np.random.default_rng(rng)
+    drop_rng = rng.spawn(1)[0] if getattr(model, "has_dropout", False) and not torch_model else None
+    weights = get_weights(model)
+    opt_state = None
+    if optimizer is not None and torch_model:
+        opt_state = copy.deepcopy(optimizer.state_dict())
+    elif optimizer is not None:
+        optimizer = copy.deepcopy(optimizer)
+    step, _, opt = (_torch_fns if torch_model else _numpy_fns)(model, lr_min, optimizer, drop_rng)
+    set_lr, _ = _lr_access(opt)
+    lrs = lr_min * (lr_max / lr_min) ** (np.arange(steps) / (steps - 1))  # (steps,): geometric
+    batches: list[np.ndarray] = []  # what is left of this epoch's batches, as fit draws them
+    avg, best, losses = 0.0, math.inf, []
+    try:
+        for t, lr in enumerate(lrs):
+            if not batches:  # a new epoch: a new permutation
+                order = rng.permutation(len(X))
+                batches = [order[i : i + batch_size] for i in range(0, len(X), batch_size)][::-1]
+            idx = batches.pop()
+            set_lr(lr)
+            with np.errstate(over="ignore", invalid="ignore"):
+                avg = smooth * avg + (1.0 - smooth) * float(step(X[idx], y[idx]))
+                smoothed = avg / (1.0 - smooth ** (t + 1))
+            losses.append(smoothed)
+            if not math.isfinite(smoothed) or smoothed > stop_factor * best:
+                break
+            best = min(best, smoothed)
+    finally:
+        set_weights(model, weights)
+        if opt_state is not None:
+            optimizer.load_state_dict(opt_state)
+    return lrs[: len(losses)].copy(), np.asarray(losses, dtype=float)
+
+
+def suggest_lr(
+    lrs: np.ndarray, losses: np.ndarray, rule: str = "steepest", *, skip_start: int = 10, skip_end: int = 5
+) -> float:
+    """A learning rate read off a range test's curve (``lr_range_test``'s ``(lrs, losses)``, (T,) each).
+
+    ``"steepest"``: the lr where the loss falls fastest, argmin_t d loss / d log lr (``np.gradient``),
+    among the points from ``skip_start`` up to the smallest loss and at most T - 1 - ``skip_end``
+    (fastai's defaults: the first points are one noisy batch each, the last ones diverge);
+    ``"min/10"``: a tenth of the lr with the smallest loss, fastai's rule, one order of magnitude below
+    where the loss stops falling.
+    """
+    lrs, losses = np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float)
+    if lrs.shape != losses.shape or lrs.ndim != 1 or len(lrs) < 2:
+        raise ValueError(
+            f"lrs and losses must be arrays (T,) of one length T >= 2, got {lrs.shape} and {losses.shape}"
+        )
+    lowest = int(np.argmin(np.where(np.isfinite(losses), losses, np.inf)))
+    if rule == "min/10":
+        return float(lrs[lowest] / 10.0)
+    if rule == "steepest":
+        slope = np.gradient(losses, np.log(lrs))  # (T,)
+        end = min(lowest, len(lrs) - 1 - skip_end)
+        start = min(skip_start, max(end, 0))
+        if end < start:
+            raise ValueError(f"too few points ({len(lrs)}) for skip_start={skip_start}, skip_end={skip_end}")
+        return float(lrs[start + int(np.nanargmin(slope[start : end + 1]))])
+    raise ValueError(f"rule is 'steepest' or 'min/10', got {rule!r}")
 
 
 def _check_clip(clip_grad_norm: float | None) -> None:
@@ -410,9 +570,10 @@ def _check_clip(clip_grad_norm: float | None) -> None:
         )
 
 
-def _numpy_fns(model, lr, optimizer, drop_rng=None, *, clip=None, grad_norms=None):
+def _numpy_fns(model, lr, optimizer, drop_rng=None, *, clip=None, grad_norms=None, grads_out=None):
     """(step, evaluate, optimizer) for a NumPy model. With ``clip``, every step clips its gradients'
-    global norm to ``clip`` before the optimizer step and appends the pre-clip norm to ``grad_norms``."""
+    global norm to ``clip`` before the optimizer step and appends the pre-clip norm to ``grad_norms``.
+    ``grads_out``: a dict that every step fills with the gradients it applied (for callbacks)."""
     from course_lib.numpy_impl.optimizers import SGD, clip_grad_norm
 
     opt = optimizer or SGD(lr=lr)
@@ -427,6 +588,9 @@ def _numpy_fns(model, lr, optimizer, drop_rng=None, *, clip=None, grad_norms=Non
             norm = clip_grad_norm(grads, clip)
             if grad_norms is not None:
                 grad_norms.append(norm)
+        if grads_out is not None:
+            grads_out.clear()
+            grads_out.update(grads)
         opt.step(model.params, grads)
         if constrain is not None:
             constrain()
@@ -441,8 +605,9 @@ def _numpy_fns(model, lr, optimizer, drop_rng=None, *, clip=None, grad_norms=Non
     return step, evaluate, opt
 
 
-def _torch_fns(model, lr, optimizer, drop_rng=None, *, clip=None, grad_norms=None):
-    """(step, evaluate, optimizer) for a torch module; ``clip`` and ``grad_norms`` as in ``_numpy_fns``."""
+def _torch_fns(model, lr, optimizer, drop_rng=None, *, clip=None, grad_norms=None, grads_out=None):
+    """(step, evaluate, optimizer) for a torch module; ``clip``, ``grad_norms`` and ``grads_out`` (here
+    ``{name: parameter.grad}``) as in ``_numpy_fns``."""
     import torch
     import torch.nn.functional as F
 
@@ -471,6 +636,9 @@ def _torch_fns(model, lr, optimizer, drop_rng=None, *, clip=None, grad_norms=Non
             norm = clip_grad_norm(model.parameters(), clip)
             if grad_norms is not None:
                 grad_norms.append(norm.item())
+        if grads_out is not None:
+            grads_out.clear()
+            grads_out.update((k, v.grad) for k, v in model.named_parameters() if v.grad is not None)
         opt.step()
         if constrain is not None:
             constrain()
@@ -507,9 +675,19 @@ def _lr_access(opt):
 
 
 class Callback:
-    """What ``fit`` tells a callback. ``on_epoch_end`` returns True to stop training."""
+    """What ``fit`` tells a callback. ``on_epoch_end`` returns True to stop training.
+
+    ``on_batch_begin``/``on_batch_end`` bracket every gradient step (``step`` counts from 0 over the
+    run); ``grads`` are the gradients the step applied. The base class does nothing in any of them.
+    """
 
     def on_train_begin(self, model: Any) -> None:
+        pass
+
+    def on_batch_begin(self, step: int, model: Any) -> None:
+        pass
+
+    def on_batch_end(self, step: int, model: Any, grads: dict[str, Any]) -> None:
         pass
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float], model: Any) -> bool:
