@@ -347,6 +347,38 @@ def judge_path(source_dir: Path | str) -> Path:
     return Path(source_dir) / JUDGE_FILE
 
 
+# --- checks the judges share (they run on the trusted side, on what a probe brought back) -------
+
+
+def floats(value: Any, shape: Sequence[int], what: str) -> np.ndarray:
+    """``value`` as a float64 array of ``shape``, or an AssertionError that teaches what is wrong."""
+    try:
+        out = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise AssertionError(f"{what} must be a NumPy array of floats, got {type(value).__name__}") from None
+    assert out.shape == tuple(shape), f"{what} must have the shape {tuple(shape)}, got {out.shape}"
+    return out
+
+
+def close(
+    value: Any, expected: Any, rtol: float, atol: float, message: str, what: str = "the result"
+) -> np.ndarray:
+    """``floats(value)`` of ``expected``'s shape, asserted allclose to it (``message`` when not)."""
+    expected = np.asarray(expected, dtype=np.float64)
+    out = floats(value, expected.shape, what)
+    assert np.allclose(out, expected, rtol=rtol, atol=atol), message
+    return out
+
+
+def unchanged(value: Any, original: Any) -> bool:
+    """True when ``value`` (an argument as it came back from the kernel) still equals ``original``."""
+    try:
+        a, b = np.asarray(value, dtype=np.float64), np.asarray(original, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return bool(np.array_equal(a, b))
+
+
 __all__ = [
     "JUDGE_FILE",
     "InProcessKernel",
@@ -356,9 +388,12 @@ __all__ = [
     "ProbeFailed",
     "StudentError",
     "Verdict",
+    "close",
+    "floats",
     "judge_in_process",
     "judge_part",
     "judge_path",
     "load_judge",
     "seed_for",
+    "unchanged",
 ]

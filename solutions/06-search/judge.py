@@ -17,7 +17,8 @@ import math
 import numpy as np
 from scipy.special import ndtr
 
-from course_lib.grading.judge import Judge, StudentError
+from course_lib.grading.judge import Judge, StudentError, floats
+from course_lib.grading.judge import unchanged as same
 from course_lib.numpy_impl.residual import residual_backward as reference_backward
 from course_lib.numpy_impl.residual import residual_forward as reference_forward
 
@@ -30,24 +31,6 @@ judge = Judge(
     # graded part; nothing graded depends on it.
     not_run=["demo"],
 )
-
-
-def floats(value, shape, what):
-    """``value`` as a float array of ``shape`` (an AssertionError that teaches otherwise)."""
-    try:
-        out = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise AssertionError(f"{what} must be a NumPy array of floats, got {type(value).__name__}") from None
-    assert out.shape == tuple(shape), f"{what} must have the shape {tuple(shape)}, got {out.shape}"
-    return out
-
-
-def same(value, original):
-    """True when ``value`` (as it came back from the kernel) equals ``original`` exactly."""
-    try:
-        return bool(np.array_equal(np.asarray(value, dtype=np.float64), np.asarray(original, dtype=np.float64)))
-    except (TypeError, ValueError):
-        return False
 
 
 # --- 1. sample_config ----------------------------------------------------------------------------

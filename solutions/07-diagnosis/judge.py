@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_lib.grading.judge import Judge
+from course_lib.grading.judge import Judge, close, floats, unchanged
 
 judge = Judge(
     "07-diagnosis",
@@ -35,31 +35,6 @@ judge = Judge(
 
 #: Every probe snapshots what the student's function returned at once (deep copies).
 SNAP = "from copy import deepcopy as __snap\n"
-
-
-def floats(value, shape, what):
-    """``value`` as a float array of ``shape`` (an AssertionError that teaches otherwise)."""
-    try:
-        out = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise AssertionError(f"{what} must be a NumPy array of floats, got {type(value).__name__}") from None
-    assert out.shape == tuple(shape), f"{what} must have the shape {tuple(shape)}, got {out.shape}"
-    return out
-
-
-def close(value, expected, rtol, atol, message, what="the result"):
-    expected = np.asarray(expected, dtype=np.float64)
-    out = floats(value, expected.shape, what)
-    assert np.allclose(out, expected, rtol=rtol, atol=atol), message
-    return out
-
-
-def unchanged(value, original):
-    """True when ``value`` (an argument as it came back from the kernel) still equals ``original``."""
-    try:
-        return bool(np.array_equal(np.asarray(value, dtype=np.float64), np.asarray(original, dtype=np.float64)))
-    except (TypeError, ValueError):
-        return False
 
 
 def tuple_of(value, n, what):
