@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -228,3 +229,16 @@ def test_every_claim_of_the_built_course_holds_and_is_listed(site):
             if r["se"] is not None:
                 assert r["n_seeds"] >= 3, f"{path.name}: {r['key']} rests on {r['n_seeds']} seeds"
             assert f"#claim-{r['key']}" in appendix, f"the appendix does not list {path.name}: {r['key']}"
+
+
+def test_the_modern_defaults_page_names_only_claims_that_exist(site):
+    """book/modern-defaults.md states no numbers of its own: it names claim keys (`key`) of the other
+    chapters. Each must be a claim of this build, or the page points readers at nothing."""
+    keys = {r["key"] for p in (site.parent / "claims").glob("*.json") for r in json.loads(p.read_text())}
+    text = (ROOT / "book" / "modern-defaults.md").read_text()
+    pages = "\n".join(p.read_text() for p in (ROOT / "book").glob("*.md"))
+    labels = set(re.findall(r"^\(([\w-]+)\)=", pages, re.M))
+    named = {k for k in re.findall(r"`([a-z0-9]+(?:-[a-z0-9]+)+)`", text) if k not in labels}
+    assert len(named) >= 10, f"the page names only {sorted(named)}"
+    missing = sorted(named - keys)
+    assert not missing, f"book/modern-defaults.md names claims this build does not have: {missing}"
