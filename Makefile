@@ -11,6 +11,9 @@ export COURSE_DATA_DIR
 # nbgrader shells out to alembic: the venv's bin comes first.
 export PATH := $(abspath $(BIN)):$(PATH)
 PYTEST_ARGS ?=
+# npm packages of the tests (axe-core, the accessibility checker run in the browser), kept in the venv.
+NODE_DIR := $(VENV)/node
+AXE_CORE := axe-core@4.14.1
 
 .PHONY: install book test lint release clean
 install: $(VENV)/.installed
@@ -24,7 +27,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 book: install
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
-test: book
+$(NODE_DIR)/.installed: Makefile
+	@if command -v npm >/dev/null; then \
+	  mkdir -p $(NODE_DIR) && { npm install --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error $(AXE_CORE) \
+	  && touch $@ || echo "npm install $(AXE_CORE) failed: the accessibility test cannot run"; }; \
+	else echo "npm not found: the accessibility test (axe-core) cannot run"; fi
+
+test: book $(NODE_DIR)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

@@ -1,8 +1,11 @@
 """The website as readers and students meet it: every page of _toc.yml in a real browser (Chromium).
 
 Pages load with no console error and no failed request, images load and every figure has a
-caption and alt text, math is typeset by the MathJax copy served from the build, internal links
-resolve, the search finds what readers look for, the assignment pages offer the student notebook
+caption and alt text, math arrives as MathML written at build time (no MathJax, nothing typeset in
+the browser), a phone (390x844) never scrolls the page sideways and reaches every wide table and
+equation by scrolling its own box, axe-core finds no serious or critical accessibility violation,
+internal links resolve, the search finds what readers look for, the assignment pages offer the
+student notebook
 (identical to exercises/) with a points table that matches its nbgrader metadata, launch and
 download buttons are there, and nothing of the solutions leaks into the site, the student
 notebooks or the feedback students get back.
@@ -89,10 +92,6 @@ def page(browser):
 
 def open_page(page, url: str) -> None:
     page.goto(url, wait_until="networkidle")
-    # Wait for MathJax (served from _static/mathjax) to finish typesetting, if the page has math.
-    page.evaluate(
-        "() => (window.MathJax && MathJax.startup && MathJax.startup.promise) || Promise.resolve()"
-    )
 
 
 def test_toc_lists_the_pages(site):
@@ -110,6 +109,12 @@ def test_toc_lists_the_pages(site):
 @pytest.mark.parametrize("path", PAGES)
 def test_page_loads_cleanly(page, site_url, path):
     open_page(page, f"{site_url}/{path}")
+    # Images below the first load lazily (when scrolled to): fetch them all now, as a reader scrolling would.
+    page.evaluate(
+        "() => Promise.all(Array.from(document.images).map(i => { i.loading = 'eager';"
+        " return i.decode().catch(() => null); }))"
+    )
+    page.wait_for_load_state("networkidle")
     assert page.problems == [], f"{path}: " + "\n".join(page.problems)
     broken = page.evaluate(
         "() => Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)"
@@ -132,19 +137,31 @@ def test_page_loads_cleanly(page, site_url, path):
 @browser
 @pytest.mark.parametrize("path", PAGES)
 def test_math_is_typeset(page, site_url, path):
+    """Math is MathML written at build time (book/_ext/course_site.py) that the browser lays out
+    itself: every math element holds a <math> the browser knows (a MathMLElement with a size), no TeX
+    command or escape is left in what it shows (``\\text{fan\\_in}`` reads fan_in), and no MathJax."""
     open_page(page, f"{site_url}/{path}")
     stats = page.evaluate(
         """() => {
         const blocks = Array.from(document.querySelectorAll('main .math'));
+        // laid out by the browser (math inside a closed dropdown has no box: it is only checked as MathML)
+        const drawn = m => m instanceof MathMLElement
+                           && (!m.checkVisibility() || m.getBoundingClientRect().width > 0);
         return {math: blocks.length,
-                untypeset: blocks.filter(b => !b.querySelector('mjx-container'))
+                untypeset: blocks.filter(b => !b.querySelector('math') || !drawn(b.querySelector('math')))
                                  .map(b => b.textContent.slice(0, 60)),
-                mathjax: !!window.MathJax};
+                raw_tex: blocks.map(b => b.querySelector('math'))
+                               .filter(m => m && m.textContent.includes(String.fromCharCode(92)))  // '\\'
+                               .map(m => m.textContent.slice(0, 60)),
+                errors: Array.from(document.querySelectorAll('main code.course-math-error'))
+                             .map(c => c.textContent.slice(0, 60)),
+                mathjax: !!window.MathJax || !!document.querySelector('script[src*="mathjax" i]')};
         }"""
     )
-    if stats["math"]:
-        assert stats["mathjax"], f"{path}: math on the page but MathJax did not load"
-    assert stats["untypeset"] == [], f"{path}: math left as raw TeX: {stats['untypeset']}"
+    assert not stats["mathjax"], f"{path}: MathJax is loaded, but math is rendered at build time"
+    assert stats["untypeset"] == [], f"{path}: math that is not drawn as MathML: {stats['untypeset']}"
+    assert stats["raw_tex"] == [], f"{path}: TeX left in the rendered math: {stats['raw_tex']}"
+    assert stats["errors"] == [], f"{path}: math the build could not convert: {stats['errors']}"
     text = page.evaluate(
         "() => { const m = document.querySelector('main').cloneNode(true);"
         " m.querySelectorAll('pre, code, .highlight').forEach(e => e.remove()); return m.innerText; }"
@@ -152,8 +169,52 @@ def test_math_is_typeset(page, site_url, path):
     assert "$$" not in text, f"{path}: a raw $$ is left in the text (math that MathJax did not see)"
 
 
+def _load_course_site():
+    path = ROOT / "book" / "_ext" / "course_site.py"
+    spec = importlib.util.spec_from_file_location("course_site_ext", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_tex_to_mathml():
+    """The build's TeX-to-MathML step on the TeX the pages use, and on TeX it must refuse."""
+    tex_to_mathml = _load_course_site().tex_to_mathml
+    out = tex_to_mathml(r"\operatorname{Var}(W) = \frac{2}{\text{fan\_in}}", display=True)
+    assert out.startswith("<math") and 'display="block"' in out and "<mfrac>" in out
+    assert "<mtext>fan_in</mtext>" in out, out  # the TeX escape \_ is not shown
+    aligned = tex_to_mathml(r"\begin{aligned} a &= b \\ c &= d \end{aligned}", display=True)
+    assert aligned.count("<mtr>") == 2 and 'style="text-align: right"' in aligned, aligned
+    assert "&" not in aligned.replace("&#x", ""), aligned
+    assert "<mtext>leaky_relu</mtext>" in tex_to_mathml(r"\operatorname{leaky\_relu}(x)", display=False)
+    assert "<mo>arg</mo>" in tex_to_mathml(r"\arg\max_c p", display=False)
+    assert '<mi>log</mi><mspace width="0.167em" /><msub>' in tex_to_mathml(r"\log P_n", display=False)
+    sized = tex_to_mathml(r"\bigl\lVert \delta \bigr\rVert", display=False)
+    assert sized.count("\u2016</mo>") == 2 and "\\" not in sized, sized
+    for bad in (r"\notacommand{x}", r"a & b"):
+        with pytest.raises(ValueError):
+            tex_to_mathml(bad, display=False)
+
+
+def test_pages_describe_themselves(site):
+    """Every page has a meta description (its first paragraph), and no page but search.html loads the
+    search scripts or the search index; images below the first load lazily."""
+    for rel in PAGES:
+        html = (site / rel).read_text(encoding="utf-8")
+        m = re.search(r'<meta name="description" content="([^"]*)"', html)
+        assert m and 20 <= len(m.group(1)) <= 170, f"{rel}: meta description {m and m.group(1)!r}"
+        assert not re.search(r"<script[^>]*(searchindex|searchtools)\.js", html), f"{rel}: loads the search"
+        imgs = re.findall(r"<img\b[^>]*>", html.split('<article', 1)[-1])
+        assert all('loading="lazy"' in i for i in imgs[1:]), f"{rel}: images that do not load lazily"
+    assert "searchindex.js" in (site / "search.html").read_text(encoding="utf-8")
+    # A title's TeX in references.bib (Nesterov's O(1/k^2)) is math, not dollars and carets.
+    bib = (site / "book" / "bibliography.html").read_text(encoding="utf-8")
+    raw = re.findall(r"\$[^$<>\n]*[\\^_{][^$<>\n]*\$", bib)
+    assert raw == [], f"raw TeX in the bibliography: {raw}"
+
+
 def test_the_site_works_offline(site):
-    """Scripts and stylesheets, MathJax included, come from the build: nothing from a CDN."""
+    """Scripts and stylesheets come from the build: nothing from a CDN. Math needs no script at all."""
     for rel in PAGES:
         html = (site / rel).read_text(encoding="utf-8")
         assets = re.findall(r'<script[^>]*\bsrc="([^"]+)"', html)
@@ -161,8 +222,9 @@ def test_the_site_works_offline(site):
         for a in assets:
             assert not urlparse(a).scheme and not a.startswith("//"), f"{rel}: {a} comes from the network"
             assert (site / rel).parent.joinpath(a.split("?")[0]).resolve().is_file(), f"{rel}: {a} missing"
+        assert not any("mathjax" in a.lower() for a in assets), f"{rel}: loads MathJax ({assets})"
         if 'class="math' in html:
-            assert any("mathjax" in a.lower() for a in assets), f"{rel}: math but no MathJax script"
+            assert "<math " in html, f"{rel}: math but no MathML written at build time"
 
 
 class _Links(HTMLParser):
@@ -441,6 +503,84 @@ def test_dark_mode(browser, site_url, output_dir):
         assert out.stat().st_size > 10_000, f"{out} looks empty"
     finally:
         ctx.close()
+
+
+# --- a phone, and accessibility ----------------------------------------------------------------
+
+PHONE = {"width": 390, "height": 844}
+AXE = ROOT / ".venv" / "node" / "node_modules" / "axe-core" / "axe.min.js"  # `make test` installs it (npm)
+
+
+@pytest.fixture
+def phone(browser):
+    ctx = browser.new_context(viewport=PHONE, device_scale_factor=3, is_mobile=True, has_touch=True)
+    yield ctx.new_page()
+    ctx.close()
+
+
+@browser
+@pytest.mark.parametrize("path", PAGES)
+def test_phone_layout(phone, site_url, path):
+    """At 390x844 the page never scrolls sideways, and every table and display equation wider than
+    the text is inside a box that scrolls sideways itself (and that a keyboard can focus)."""
+    open_page(phone, f"{site_url}/{path}")
+    got = phone.evaluate(
+        """() => {
+        const vw = document.documentElement.clientWidth;
+        const scrolls = e => ['auto', 'scroll'].includes(getComputedStyle(e).overflowX);
+        const box = e => { for (let a = e; a && a !== document.body; a = a.parentElement)
+                               if (scrolls(a)) return a; return null; };
+        const wide = [], stuck = [];
+        for (const e of document.querySelectorAll('article table, article math[display="block"]')) {
+            const b = box(e);
+            const r = e.getBoundingClientRect();
+            const label = e.tagName + ': ' + e.textContent.trim().slice(0, 50);
+            // A <math> may draw its content wider than its own box: measure the content.
+            const content = Math.max(r.width,
+                                     ...Array.from(e.children).map(c => c.getBoundingClientRect().width));
+            if (b) {
+                const br = b.getBoundingClientRect();
+                if (b.scrollWidth > b.clientWidth + 1) wide.push(label);
+                if (content > b.clientWidth + 1 && b.scrollWidth + 1 < content)
+                    stuck.push(label + ' (clipped: its box does not scroll to all of it)');
+                if (br.right > vw + 1) stuck.push(label + ' (its scroll box is wider than the screen)');
+                else if (b.scrollWidth > b.clientWidth + 1
+                         && !(b.tabIndex >= 0 || b.querySelector('a, button')))
+                    stuck.push(label + ' (its scroll box cannot be focused)');
+            } else if (r.right > vw + 1 || r.left < -1) stuck.push(label + ' (cut off, no scroll box)');
+        }
+        const over = Array.from(document.querySelectorAll('article *'))
+            .filter(e => e.getBoundingClientRect().right > vw + 1 && !box(e.parentElement))
+            .slice(0, 5).map(e => e.tagName + '.' + e.className + ': ' + e.textContent.trim().slice(0, 40));
+        return {vw, doc: document.documentElement.scrollWidth, wide: wide.length, stuck, over};
+        }"""
+    )
+    assert got["doc"] <= got["vw"], (
+        f"{path}: the page is {got['doc']} px wide on a {got['vw']} px phone: {got['over']}")
+    assert got["stuck"] == [], f"{path}: wide content a phone cannot reach: {got['stuck']}"
+
+
+@browser
+@pytest.mark.parametrize("path", PAGES)
+def test_accessibility(page, site_url, path):
+    """axe-core (the npm package, loaded from a local file: offline) finds no serious or critical
+    violation, with WCAG 2.1's label-content-name-mismatch rule switched on as Lighthouse does."""
+    if not AXE.is_file():
+        msg = f"{AXE} is missing: `make test` installs axe-core with npm"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    open_page(page, f"{site_url}/{path}")
+    page.add_script_tag(path=str(AXE))
+    violations = page.evaluate(
+        """async () => {
+        const r = await axe.run(document, {rules: {'label-content-name-mismatch': {enabled: true}}});
+        return r.violations.filter(v => ['serious', 'critical'].includes(v.impact))
+            .map(v => `${v.id} (${v.impact}, ${v.nodes.length}x): ${v.help};`
+                      + ` e.g. ${v.nodes[0].html.slice(0, 120)}`);
+        }"""
+    )
+    assert violations == [], f"{path}:\n" + "\n".join(violations)
 
 
 # --- leaks: nothing of the solutions reaches what students and readers see -------------------
