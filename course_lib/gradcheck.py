@@ -22,6 +22,12 @@ def rel_error(a: np.ndarray, b: np.ndarray, eps: float = 1e-8) -> float:
 
 def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5) -> np.ndarray:
     """d f(x) / d x for a scalar ``f``, perturbing ``x`` in place (and restoring it)."""
+    return _central_differences(lambda z: float(f(z)), x, h, lambda fp, fm: fp - fm)
+
+
+def _central_differences(f, x: np.ndarray, h: float, difference) -> np.ndarray:
+    """grad[i] = difference(f(x + h e_i), f(x - h e_i)) / (2h) for every index i of x, perturbing x
+    in place and restoring it; ``f`` returns a value the next call cannot change (a float, a copy)."""
     if not np.issubdtype(x.dtype, np.floating):
         raise TypeError("x must be a float array (use float64)")
     grad = np.zeros_like(x, dtype=np.float64)
@@ -30,11 +36,11 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float
         i = it.multi_index
         old = x[i]
         x[i] = old + h
-        fp = float(f(x))
+        fp = f(x)
         x[i] = old - h
-        fm = float(f(x))
+        fm = f(x)
         x[i] = old
-        grad[i] = (fp - fm) / (2 * h)
+        grad[i] = difference(fp, fm) / (2 * h)
     return grad
 
 
@@ -50,21 +56,10 @@ def numerical_gradient_array(
     rounding error ~eps sum_j |f_j dout_j|, and dividing by 2h magnifies it: about 1e-7 relative
     error on a linear f where this form gives about 5e-11 (``tests/test_gradcheck.py``).
     """
-    if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError("x must be a float array (use float64)")
     dout = np.asarray(dout)
-    grad = np.zeros_like(x, dtype=np.float64)
-    it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
-    for _ in it:
-        i = it.multi_index
-        old = x[i]
-        x[i] = old + h
-        fp = np.array(f(x), dtype=np.float64)  # a copy: f may return a view of a buffer it reuses
-        x[i] = old - h
-        fm = np.asarray(f(x), dtype=np.float64)
-        x[i] = old
-        grad[i] = np.sum((fp - fm) * dout) / (2 * h)
-    return grad
+    # np.array copies: f may return a view of a buffer it reuses
+    return _central_differences(lambda z: np.array(f(z), dtype=np.float64), x, h,
+                                lambda fp, fm: np.sum((fp - fm) * dout))  # fmt: skip
 
 
 def check_model_gradients(model, x: np.ndarray, y: np.ndarray, h: float = 1e-6) -> dict[str, float]:
