@@ -95,6 +95,7 @@ class GradeOptions:
     only: tuple[str, ...] = ()  # regrade these students into an earlier run, keeping the others
     force: bool = False  # replace an earlier run in out_dir
     keep_work: bool = False  # keep out_dir/.work (the per-student nbgrader courses)
+    scheduler: str | None = None  # a Dask scheduler's address: grade on that cluster (cluster.py), not here
     progress: bool = True  # progress bar on stderr
 
     def resolved_jobs(self) -> int:
@@ -171,8 +172,11 @@ def _readonly_paths() -> list[str]:
     return paths
 
 
-def choose_sandbox(requested: str, jobs: int, scratch: Path, memory_mb: int, kernel_env=None):
-    """(level, [(user, uid, gid) or None per worker slot], a sentence for the summary)."""
+def choose_sandbox(requested: str, jobs: int, scratch: Path, memory_mb: int, kernel_env=None,
+                   slots: list[int] | None = None):  # fmt: skip
+    """(level, [(user, uid, gid) or None per worker slot], a sentence for the summary).
+
+    ``slots``: the sandbox users' numbers (default 0 .. jobs - 1; a cluster worker claims its own)."""
     if requested not in ("auto", *LEVELS):
         raise GradingError(f"--sandbox must be auto or one of {LEVELS}, not {requested!r}")
     root = os.geteuid() == 0
@@ -188,7 +192,7 @@ def choose_sandbox(requested: str, jobs: int, scratch: Path, memory_mb: int, ker
             "not running as root: kernels run as you, with the memory and file limits only",
         )
     try:
-        users = [ensure_sandbox_user(slot) for slot in range(jobs)]
+        users = [ensure_sandbox_user(slot) for slot in (slots if slots is not None else range(jobs))]
     except SandboxError as err:
         raise GradingError(f"cannot create the unprivileged sandbox users: {err}") from err
     tried = []
@@ -253,8 +257,9 @@ def _last_line(text: str) -> str:
 class _Worker:
     """One ``course_lib.grading.worker`` process and the pipe its results come back on."""
 
-    def __init__(self, slot: int, env: dict[str, str], log_dir: Path):
+    def __init__(self, slot: int, env: dict[str, str], log_dir: Path, *, die_with_parent: bool = False):
         self.slot, self.env, self.log_dir = slot, env, log_dir
+        self.die_with_parent = die_with_parent  # killed with the thread that started it (PR_SET_PDEATHSIG)
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -270,6 +275,7 @@ class _Worker:
             pass_fds=(w,),
             env=self.env,
             start_new_session=True,
+            preexec_fn=_die_with_parent if self.die_with_parent else None,
         )
         log.close()
         os.close(w)
@@ -312,6 +318,42 @@ class _Worker:
     def stop(self) -> None:
         """An idle worker holds nothing worth a clean exit: end it at once."""
         self.kill()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the parent goes (a Dask worker killed mid-student
+    takes its grading process, and so the kernel, with it)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def worker_env(scratch: Path) -> dict[str, str]:
+    """The environment of the grading workers: nbgrader's, and Jupyter's folders in ``scratch``
+    with the ``course-sandbox`` kernelspec in them."""
+    env = nbgrader_env()
+    env["JUPYTER_PATH"] = str(scratch / "jupyter")
+    env["JUPYTER_RUNTIME_DIR"] = str(scratch / "runtime")
+    env["JUPYTER_PLATFORM_DIRS"] = "1"
+    spec_dir = scratch / "jupyter" / "kernels" / "course-sandbox"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps(kernelspec(), indent=1))
+    return env
+
+
+def sandbox_task(level: str, user, options: GradeOptions, kernel_env) -> dict[str, Any]:
+    """The sandbox settings of a grade task (worker.grade_task) for a worker slot's ``user``."""
+    return {
+        "level": level,
+        "uid": user[1] if user else None,
+        "gid": user[2] if user else None,
+        "user": user[0] if user else "student",
+        "memory_mb": options.memory_mb,
+        "readonly_paths": _readonly_paths(),
+        "site_dir": str(kernel_env.site),
+        "lib_dir": str(kernel_env.lib),
+        "network": options.network,
+    }
 
 
 # --- the class --------------------------------------------------------------------------------
@@ -403,14 +445,17 @@ def grade_class(
     scratch = Path(tempfile.mkdtemp(prefix="course-grade-", dir=_scratch_parent()))
     os.chmod(scratch, 0o711)
     workers: list[_Worker] = []
+    client = None
     try:
-        env = nbgrader_env()
-        env["JUPYTER_PATH"] = str(scratch / "jupyter")
-        env["JUPYTER_RUNTIME_DIR"] = str(scratch / "runtime")
-        env["JUPYTER_PLATFORM_DIRS"] = "1"
-        spec_dir = scratch / "jupyter" / "kernels" / "course-sandbox"
-        spec_dir.mkdir(parents=True)
-        (spec_dir / "kernel.json").write_text(json.dumps(kernelspec(), indent=1))
+        if options.scheduler:  # every student on the Dask cluster; one local worker prepares and finishes
+            from course_lib.grading import cluster
+
+            if options.keep_work:
+                raise GradingError("--keep-work keeps the workspaces of local workers: not with --scheduler")
+            client = cluster.connect(options.scheduler)
+            jobs = 1
+            phase("cluster connected")
+        env = worker_env(scratch)
         log_dir = out_dir / "logs" / "workers"  # students' logs: logs/students/<id>.log, never here
         log_dir.mkdir(parents=True, exist_ok=True)
         # Workers import nbgrader (seconds) while the class course is prepared.
@@ -419,11 +464,12 @@ def grade_class(
             w.start()
         phase("workers started")
         judge = _load_judge(repo, assignment)
-        kernel_env = build_kernel_env(scratch / "kernel-env", judge.forbidden)
-        phase("kernel environment built")
-        level, users, sandbox_note = choose_sandbox(options.sandbox, jobs, scratch, options.memory_mb,
-                                                    kernel_env)  # fmt: skip
-        phase("sandbox chosen")
+        if client is None:
+            kernel_env = build_kernel_env(scratch / "kernel-env", judge.forbidden)
+            phase("kernel environment built")
+            level, users, sandbox_note = choose_sandbox(options.sandbox, jobs, scratch, options.memory_mb,
+                                                        kernel_env)  # fmt: skip
+            phase("sandbox chosen")
 
         staging = out_dir / ".course-staging"
         shutil.rmtree(staging, ignore_errors=True)
@@ -490,6 +536,12 @@ def grade_class(
         bar.update(len(results))
         lock = threading.Lock()
 
+        def record(sub: Submission, raw: dict[str, Any] | None) -> None:
+            result = _late(_result(raw, sub, max_total, options, manual_columns), sub, options, policy)
+            with lock:
+                results[sub.student] = result
+                bar.update(1)
+
         def work(worker: _Worker) -> None:
             user = users[worker.slot]
             while True:
@@ -498,29 +550,22 @@ def grade_class(
                 except Empty:
                     return
                 task = dict(base_task, **_student_task(sub, index, out_dir, scratch, assignment))
-                task["sandbox"] = {
-                    "level": level,
-                    "uid": user[1] if user else None,
-                    "gid": user[2] if user else None,
-                    "user": user[0] if user else "student",
-                    "memory_mb": options.memory_mb,
-                    "readonly_paths": _readonly_paths(),
-                    "site_dir": str(kernel_env.site),
-                    "lib_dir": str(kernel_env.lib),
-                    "network": options.network,
-                }
+                task["sandbox"] = sandbox_task(level, user, options, kernel_env)
                 task["disk_mb"] = options.disk_mb
-                raw = worker.run(task, options.wall_limit)
-                result = _late(_result(raw, sub, max_total, options, manual_columns), sub, options, policy)
-                with lock:
-                    results[sub.student] = result
-                    bar.update(1)
+                record(sub, worker.run(task, options.wall_limit))
 
-        threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in workers]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        if client is not None:
+            todo = []
+            while not queue.empty():
+                todo.append(queue.get_nowait())
+            level, sandbox_note = cluster.grade_students(client, base, base_task, options, todo, out_dir,
+                                                         record)  # fmt: skip
+        else:
+            threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in workers]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
         bar.close()
         phase("students graded")
         for r in results.values():  # every student gets a feedback file, the ungradable too
@@ -564,6 +609,8 @@ def grade_class(
     finally:
         for w in workers:
             w.stop()
+        if client is not None:
+            client.close()
         shutil.rmtree(scratch, ignore_errors=True)
 
 

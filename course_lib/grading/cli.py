@@ -81,6 +81,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         sandbox=args.sandbox,
         id_pattern=args.id_pattern,
         keep_work=args.keep_work,
+        scheduler=args.scheduler,
         progress=not args.quiet,
     )
     report = grade_class(args.assignment, args.submissions, args.out, options, repo_root=root)
@@ -270,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument(
         "--keep-work", action="store_true", help="keep DIR/.work, the per-student nbgrader workspaces"
     )
+    grade.add_argument(
+        "--scheduler", metavar="ADDRESS", default=None,
+        help="grade on the Dask cluster of this scheduler (tcp://HOST:8786; needs course_lib[cluster]) "
+        "instead of --jobs local workers: see the instructors' guide",
+    )  # fmt: skip
     grade.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     grade.set_defaults(func=_cmd_grade)
 
