@@ -198,3 +198,46 @@ def test_a_result_writes_only_its_own_files(tmp_path, rel):
     with pytest.raises(GradingError, match="unexpected file"):
         cluster._write_files(tmp_path, "s1", ASSIGNMENT, {rel: b"x"})
     assert not any(tmp_path.rglob("*"))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_commands_of_the_instructors_guide(tmp_path):
+    """`dask scheduler`, `dask worker ... --nthreads 1 --nworkers N` and `course grade --scheduler`,
+    as the instructors' guide gives them, each its own process."""
+    import subprocess
+
+    from test_grading import BIN, course
+
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    port = address.rsplit(":", 1)[1]
+    logs = tmp_path / "dask.log"
+    with open(logs, "wb") as log:
+        procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", port,
+                                   "--no-dashboard"], stdout=log, stderr=log)]  # fmt: skip
+        try:
+            worker = [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--nworkers", "2",
+                      "--no-dashboard"]  # fmt: skip
+            procs.append(subprocess.Popen(worker, stdout=log, stderr=log))
+            with distributed.Client(address, timeout=60, set_as_default=False) as client:
+                client.wait_for_workers(2, timeout=90)
+            subs = write_class(tmp_path / "submissions", ["correct", "one-wrong-part", "empty-file"])
+            done = course("grade", ASSIGNMENT, str(subs), "--out", str(tmp_path / "out"), "--quiet",
+                          "--scheduler", address)  # fmt: skip
+        finally:
+            for proc in reversed(procs):
+                proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=60)
+    assert done.returncode == 2, done.stderr[-2000:]  # 2: not everyone graded (the empty file)
+    rows = read_csv(tmp_path / "out" / "grades.csv")
+    assert {k: (v["status"], v["total"]) for k, v in rows.items()} == {
+        "correct": ("graded", "16"), "one-wrong-part": ("graded", "15"), "empty-file": ("ungradable", "")
+    }, logs.read_text()[-3000:]  # fmt: skip
+    assert "on the Dask cluster at " + address in (tmp_path / "out" / "summary.md").read_text()
