@@ -1,6 +1,7 @@
 # The two set-up commands of the README:
 #   make book   creates .venv, installs everything (constraints.txt) and builds _build/html
 #   make test   does the same, then runs the whole test suite
+#   make pdf    the whole book as one PDF, _build/pdf/book.pdf (Chromium), and the site's button to it
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -15,7 +16,7 @@ PYTEST_ARGS ?=
 NODE_DIR := $(VENV)/node
 AXE_CORE := axe-core@4.14.1
 
-.PHONY: install book test lint release clean
+.PHONY: install book pdf test lint release clean
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -27,6 +28,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 book: install
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
+# The book as one HTML page printed by Chromium (book/pdf.py), then the site again: every page gets
+# the "Download the book (PDF)" button and _build/html/book.pdf. Not part of `make book` (it adds two to
+# three minutes on two cores); `make test` makes it when Chromium is there (always under CI), so that the
+# PDF tests run.
+pdf: book
+	$(BIN)/python book/pdf.py
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
 $(NODE_DIR)/.installed: Makefile
 	@if command -v npm >/dev/null; then \
 	  mkdir -p $(NODE_DIR) && { npm install --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error $(AXE_CORE) \
@@ -34,6 +43,8 @@ $(NODE_DIR)/.installed: Makefile
 	else echo "npm not found: the accessibility test (axe-core) cannot run"; fi
 
 test: book $(NODE_DIR)/.installed
+	@if command -v chromium >/dev/null || [ -n "$$CI" ]; then $(MAKE) --no-print-directory pdf; \
+	else echo "chromium not found: no PDF, its tests are skipped"; fi
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

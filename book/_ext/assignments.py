@@ -22,7 +22,8 @@ again; pages whose notebook is gone are deleted. A released notebook that still 
 ``BEGIN SOLUTION`` or ``BEGIN HIDDEN TESTS`` stops the build.
 
 The page header gets the same launch and download buttons as the chapters (sphinx-book-theme
-only adds them to pages that are notebooks themselves), pointing at the student notebook. On the
+only adds them to pages that are notebooks themselves), pointing at the student notebook, and its
+"Show source" and "Suggest edit" buttons open that notebook in the repository. On the
 chapters, whose sources are MyST markdown, the Colab button is removed: Colab opens only
 ``.ipynb`` files, while Binder and JupyterHub open the ``.md`` as a notebook through jupytext.
 """
@@ -424,6 +425,8 @@ def header_buttons(app, pagename, templatename, context, doctree) -> None:
             ],
         }
         buttons.insert(0, group)
+    _source_buttons_to_notebook(buttons, options, pagename + context.get("page_source_suffix", ".md"),
+                                assignment.relpath)
     download = _download_url(context, doctree, assignment)
     for group in buttons:
         if group.get("label") == "download-buttons" and download:
@@ -431,6 +434,18 @@ def header_buttons(app, pagename, templatename, context, doctree) -> None:
                 "type": "link", "url": download, "text": ".ipynb", "icon": "fas fa-code",
                 "tooltip": f"Download {assignment.notebook.name}", "label": "download-notebook-button",
             })
+
+
+def _source_buttons_to_notebook(buttons, options: dict[str, Any], page_file: str, relpath: str) -> None:
+    """"Show source" and "Suggest edit" open the student notebook, not the page generated from it
+    (book/assignments/ is not in the repository). GitHub shows a notebook rendered, so no ``?plain=1``."""
+    generated, notebook = _path_in_repo(options, page_file), _path_in_repo(options, relpath)
+    for group in buttons:
+        if group.get("label") != "source-buttons":
+            continue
+        for b in group["buttons"]:
+            if b.get("label") in ("source-file-button", "source-edit-button") and generated in b["url"]:
+                b["url"] = b["url"].replace(generated, notebook).replace("?plain=1", "")
 
 
 def _download_url(context, doctree, assignment: Assignment) -> str | None:
