@@ -12,14 +12,32 @@ curves, gradient norms per layer, training curves and two-class decision boundar
 ``COLORS``); per-layer histograms and statistics (chapter 2, ``INIT_COLORS``); optimizer paths on
 contour plots (chapter 5, ``OPTIMIZER_COLORS``); the best score so far and the 1-D
 Gaussian-process posterior (chapter 6, ``SEARCH_COLORS``).
+
+Figures for the web page (issue 18, "readable on a phone"): ``responsive(fig)`` is what a page
+glues. It draws the figure twice, at the two widths the site shows figures at: ``WIDE_IN`` (the
+text column of a laptop, 672 CSS px) and ``NARROW_IN`` (a 360 px phone, 312 CSS px), with the
+panels of a multi-panel figure stacked one above the other in the narrow version. Sizes are in
+inches at 96 CSS px per inch, so a font of ``s`` pt is ``s * 96 / 72`` CSS px where the figure is
+shown at the width it was drawn for. Each version is a PNG at 1x and 2x (sharp on high-density
+screens). The smallest font a version draws and the CSS size it is drawn for ride along in the
+PNG's text chunk ``course-figure`` (``figure_meta``), where book/_ext/figures.py finds them to
+write ``<picture>``/``srcset`` and tests/test_site_figures.py to check the text a phone shows.
 """
 
 from __future__ import annotations
 
+import base64
+import io
+import json
+import re
+import struct
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.gridspec import GridSpec, GridSpecFromSubplotSpec
+from matplotlib.text import Text
 
 #: The Okabe-Ito colours, by name: safe for colour-blind readers. ``grey`` is for references and
 #: baselines (a "none" configuration, a theory line), ``black`` for the strongest emphasis.
@@ -53,6 +71,18 @@ COLORS = {
 CLASS_COLORS = (PALETTE["blue"], PALETTE["vermillion"])
 
 
+#: CSS px per inch: a figure ``w`` inches wide is drawn for ``w * CSS_DPI`` CSS px.
+CSS_DPI = 96
+#: The width figures are drawn at for a laptop: the text column of the site at a 1280 px window.
+WIDE_IN = 672 / CSS_DPI
+#: The width of the stacked version for a phone: the text column at a 360 px wide screen.
+NARROW_IN = 312 / CSS_DPI
+#: The pixel densities each version is written at (``srcset`` "1x, 2x").
+SCALES = (1, 2)
+#: The smallest text a reader should see, in CSS px (the issue's bar for a phone).
+MIN_TEXT_PX = 9.0
+
+
 def color_for(label: str) -> str | None:
     """The activation colour of a label such as ``"relu"`` or ``"relu (He init)"`` (None if none)."""
     return COLORS.get(label.split(" ")[0])
@@ -67,8 +97,13 @@ def use_course_style() -> None:
             "savefig.facecolor": "white",
             "axes.grid": True,
             "grid.alpha": 0.3,
-            "figure.dpi": 100,
+            "figure.dpi": CSS_DPI,  # a notebook shows the figure at its CSS size, as the site does
             "font.size": 10,
+            "axes.titlesize": 10,
+            "axes.labelsize": 10,
+            "xtick.labelsize": 9,
+            "ytick.labelsize": 9,
+            "legend.fontsize": 9,
             "axes.spines.top": False,
             "axes.spines.right": False,
             "axes.prop_cycle": plt.cycler(color=CYCLE),
@@ -93,7 +128,7 @@ def plot_function_and_derivative(
     ax.axhline(0, color="k", lw=0.5)
     ax.axvline(0, color="k", lw=0.5)
     ax.set_title(name if title is None else title)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper left")
 
 
 def plot_gradient_norms(
@@ -119,7 +154,7 @@ def plot_histories(ax: plt.Axes, histories: Mapping[str, object], metric: str = 
         ax.plot(h.epoch, getattr(h, metric), color=color_for(label), label=label)
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric.replace("_", " "))
-    ax.legend(fontsize=8)
+    ax.legend()
 
 
 def plot_seed_histories(
@@ -138,7 +173,7 @@ def plot_seed_histories(
             )
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric.replace("_", " "))
-    ax.legend(fontsize=8)
+    ax.legend()
 
 
 def plot_mean_band(
@@ -239,7 +274,7 @@ def plot_best_so_far(ax: plt.Axes, tables: Mapping[str, object], ylabel: str = "
         ax.step(n, t["best_so_far"], where="post", color=c, lw=2, label=label)
     ax.set_xlabel("trial")
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
+    ax.legend()
 
 
 def plot_gp_1d(
@@ -395,4 +430,323 @@ def plot_per_layer(
         ax.set_yscale("log")
     ax.set_xlabel("layer (1 = next to the input)")
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
+    ax.legend()
+
+
+# --- figures for the web page: a wide and a stacked version, at 1x and 2x -------------------------
+
+PNG_KEY = "course-figure"  # the keyword of the PNG text chunk that carries a figure's metadata
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_chunks(data: bytes):
+    """(type, payload) of every chunk of a PNG file."""
+    if data[:8] != _PNG_SIGNATURE:
+        raise ValueError("not a PNG file")
+    pos = 8
+    while pos < len(data):
+        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        yield data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + n]
+        pos += 12 + n
+
+
+def figure_meta(data: bytes) -> dict | None:
+    """The metadata ``responsive`` wrote into a PNG (its ``course-figure`` text chunk), or None."""
+    for kind, payload in _png_chunks(data):
+        if kind == b"tEXt" and payload.startswith(PNG_KEY.encode() + b"\0"):
+            return json.loads(payload[len(PNG_KEY) + 1 :].decode("latin-1"))
+    return None
+
+
+def with_figure_meta(data: bytes, meta: dict | None) -> bytes:
+    """The PNG ``data`` with its ``course-figure`` chunk replaced by ``meta`` (removed if None)."""
+    out = [_PNG_SIGNATURE]
+    for kind, payload in _png_chunks(data):
+        if kind == b"tEXt" and payload.startswith(PNG_KEY.encode() + b"\0"):
+            continue
+        if kind == b"IEND" and meta is not None:
+            text = PNG_KEY.encode() + b"\0" + json.dumps(meta, separators=(",", ":")).encode("latin-1")
+            out.append(_chunk(b"tEXt", text))
+        out.append(_chunk(kind, payload))
+    return b"".join(out)
+
+
+def _chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def smallest_text(fig: plt.Figure) -> tuple[float, str]:
+    """The smallest font size (pt) of the text a figure draws, and that text.
+
+    Every visible, non-empty ``Text`` counts: titles, labels, tick labels, legends, annotations.
+    Mathtext sub- and superscripts are drawn at about 70 % of their text's size and are not counted.
+    """
+    fig.canvas.draw()  # tick labels exist only once the figure has been drawn
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    if not texts:
+        return float("inf"), ""
+    t = min(texts, key=lambda t: t.get_fontsize())
+    return float(t.get_fontsize()), t.get_text()
+
+
+def wrap_titles(fig: plt.Figure) -> None:
+    """Break an axes title that is wider than its axes into lines (between words, never inside
+    ``$math$``), so a narrowed figure keeps its titles inside its width. A title the page broke
+    into lines itself is left alone."""
+    renderer = fig.canvas.get_renderer()
+    for _ in range(6):  # the layout moves as titles wrap: measure again until every title fits
+        fig.canvas.draw()
+        changed = False
+        for ax in fig.axes:
+            width = 0.97 * ax.get_window_extent(renderer).width
+            for t in (ax.title, ax._left_title, ax._right_title):
+                original = getattr(t, "_course_original", None) or t.get_text()
+                extent = t.get_window_extent(renderer).width if original else 0
+                if extent <= width or width <= 0 or ("\n" in original and original == t.get_text()):
+                    continue
+                lines = t.get_text().count("\n") + 1
+                limit = max(6, int(len(original) / lines * width / extent))  # characters per line
+                t._course_original = original
+                t.set_text(_wrap(original, limit))
+                changed = True
+        if not changed:
+            return
+
+
+def _wrap(text: str, limit: int) -> str:
+    words = re.findall(r"\$[^$]*\$\S*|\S+", text)
+    lines, line = [], ""
+    for w in words:
+        if line and len(line) + 1 + len(w) > limit:
+            lines.append(line)
+            line = w
+        else:
+            line = f"{line} {w}" if line else w
+    return "\n".join([*lines, line])
+
+
+def _wrap_to(t: Text, width: float, renderer) -> bool:
+    """Break the text ``t`` into lines so it is at most ``width`` display px wide; True if changed."""
+    original = getattr(t, "_course_original", None) or t.get_text()
+    extent = t.get_window_extent(renderer).width if original.strip() else 0
+    if extent <= width or width <= 0:
+        return False
+    lines = t.get_text().count("\n") + 1
+    limit = max(6, int(len(original) / lines * width / extent))  # characters per line
+    wrapped = _wrap(original, limit)
+    if wrapped == t.get_text():
+        return False
+    t._course_original = original
+    t.set_text(wrapped)
+    return True
+
+
+def _legends_below(fig: plt.Figure, width: float, renderer) -> None:
+    """A legend too wide for its axes (or beside them) moves under its axes, one column, its labels
+    wrapped to the figure's width: inside a narrow panel it would cover the data or stick out."""
+    for ax in fig.axes:
+        leg = ax.get_legend()
+        box = ax.get_window_extent(renderer)
+        if leg is None or box.width <= 0:
+            continue
+        extent = leg.get_window_extent(renderer)
+        if extent.width <= 0.8 * box.width and extent.x1 <= box.x1 + 1:
+            continue
+        texts = leg.get_texts()
+        labels = [t.get_text() for t in texts]
+        size = texts[0].get_fontsize() if texts else None
+        title = leg.get_title().get_text() or None
+        tight = ax.get_tightbbox(renderer)
+        y = (tight.y0 - 4 - box.y0) / box.height  # under the tick labels and the x label
+        new = ax.legend(leg.legend_handles, labels, loc="upper center", bbox_to_anchor=(0.5, y),
+                        ncols=1, fontsize=size, title=title)
+        for t in new.get_texts():
+            _wrap_to(t, 0.85 * width * fig.dpi, renderer)
+        w, h = fig.get_size_inches()  # the panel keeps its height: the figure grows by the legend's
+        fig.set_size_inches(w, h + new.get_window_extent(renderer).height / fig.dpi)
+
+
+def _fit(fig: plt.Figure, width: float):
+    """Make everything the figure draws fit in ``width`` inches; return that drawn area, padded,
+    in inches (the same for every scale). Legends too wide for their axes move under them
+    (``_legends_below``), texts of an axes wider than the figure are wrapped, and what still
+    sticks out (a label beside the axes) is made room for by narrowing the figure a little."""
+    renderer = fig.canvas.get_renderer()
+    fig.canvas.draw()
+    if fig.get_tightbbox(renderer).width > width + 0.05:
+        _legends_below(fig, width, renderer)
+        for ax in fig.axes:
+            for t in ax.texts:
+                _wrap_to(t, 0.9 * width * fig.dpi, renderer)
+    for _ in range(6):
+        fig.canvas.draw()
+        box = fig.get_tightbbox(renderer).padded(0.04)
+        excess = box.width - width
+        w, h = fig.get_size_inches()
+        if excess <= 0.01 or w - excess < 0.8 * width:
+            break
+        fig.set_size_inches(w - excess, h)
+    return box
+
+
+def _render(fig: plt.Figure, scale: int, box) -> bytes:
+    """A PNG of the area ``box`` (inches) of the figure at ``scale`` device px per CSS px, in 256
+    colours. A palette of 256 colours (median cut, no dithering) is not visibly different on these
+    white-background plots and about halves the bytes of a full-colour PNG."""
+    from PIL import Image  # matplotlib's own dependency
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=CSS_DPI * scale, bbox_inches=box)
+    image = Image.open(buf).convert("RGB")
+    out = io.BytesIO()
+    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+        out, format="PNG", optimize=True
+    )
+    return out.getvalue()
+
+
+def _version(fig: plt.Figure, layout: str, width: float) -> dict:
+    """The PNGs of a figure as it is now laid out, at most ``width`` inches wide, at each of
+    ``SCALES``, with their metadata."""
+    wrap_titles(fig)
+    box = _fit(fig, width)
+    pt, text = smallest_text(fig)
+    pngs = {s: _render(fig, s, box) for s in SCALES}
+    w, h = round(box.width * CSS_DPI), round(box.height * CSS_DPI)
+    meta = {
+        "layout": layout,
+        "css_width": w,  # CSS px: the 1x PNG's pixels, half the 2x one's
+        "css_height": h,
+        "min_font_pt": pt,
+        "min_font_px": round(pt * CSS_DPI / 72, 2),  # at the CSS width it is drawn for
+        "min_font_text": text[:60],
+    }
+    return {
+        f"{layout}@{s}x": with_figure_meta(png, {**meta, "scale": s}) for s, png in pngs.items()
+    } | {"meta": meta}
+
+
+def _cells(fig: plt.Figure) -> dict:
+    """The panels of a figure: each top-level grid cell (a SubplotSpec of the figure's one outer
+    GridSpec) -> the axes or nested gridspecs that live in it. Colour bars placed by the layout
+    engine (``fig.colorbar(ax=...)``) follow their axes and are not panels."""
+    cells: dict = {}
+    outer = None
+    for ax in fig.axes:
+        ss = ax.get_subplotspec()
+        if ss is None:
+            if getattr(ax, "_colorbar", None) is not None or hasattr(ax, "_colorbar_info"):
+                continue
+            raise ValueError(
+                "responsive(): an axes placed by fig.add_axes cannot be restacked; use a gridspec "
+                "(plt.subplots) and fig.colorbar(..., ax=axes), or pass narrow=False"
+            )
+        gs, owner = ss.get_gridspec(), ax
+        while isinstance(gs, GridSpecFromSubplotSpec):  # a nested grid: move the cell it sits in
+            ss, owner = gs._subplot_spec, gs
+            gs = ss.get_gridspec()
+        if outer is None:
+            outer = gs
+        elif gs is not outer:
+            raise ValueError("responsive(): the figure's panels belong to more than one outer grid")
+        key = (ss.rowspan.start, ss.colspan.start)
+        cells.setdefault(key, {"spec": ss, "owners": []})
+        if owner not in cells[key]["owners"]:
+            cells[key]["owners"].append(owner)
+    return {"grid": outer, "cells": cells}
+
+
+def _restack(fig: plt.Figure, order, narrow_height: float | None) -> None:
+    """Lay the panels of ``fig`` out one above the other, ``NARROW_IN`` wide."""
+    found = _cells(fig)
+    outer, cells = found["grid"], found["cells"]
+    if order == "rows":
+        keys = sorted(cells)
+    elif order == "columns":
+        keys = sorted(cells, key=lambda k: (k[1], k[0]))
+    else:
+        keys = [tuple(k) for k in order]
+        if sorted(keys) != sorted(cells):
+            raise ValueError(f"order must list every panel's (row, col) once: {sorted(cells)}")
+    W, H = fig.get_size_inches()
+    hr = np.asarray(outer.get_height_ratios() or [1] * outer.nrows, dtype=float)
+    wr = np.asarray(outer.get_width_ratios() or [1] * outer.ncols, dtype=float)
+    heights = []
+    for k in keys:  # a panel keeps its aspect ratio (its share of the old figure), within limits
+        ss = cells[k]["spec"]
+        h_in = H * hr[ss.rowspan].sum() / hr.sum()
+        w_in = W * wr[ss.colspan].sum() / wr.sum()
+        heights.append(h_in * NARROW_IN / w_in)
+    if narrow_height is None:  # a panel of a wide figure would be flat on a phone: 2 in at least
+        heights = [float(np.clip(h, 2.0, 3.2)) for h in heights]
+    total = narrow_height or sum(heights)
+    new = GridSpec(len(keys), 1, figure=fig, height_ratios=heights)
+    for i, k in enumerate(keys):
+        for owner in cells[k]["owners"]:
+            if isinstance(owner, GridSpecFromSubplotSpec):
+                owner._subplot_spec = new[i]
+            else:
+                owner.set_subplotspec(new[i])
+    for ax in fig.axes:  # shared axes hid their inner tick labels: each panel now stands alone
+        if ax.get_subplotspec() is not None:
+            ax.tick_params(labelbottom=True, labelleft=True)
+    fig.set_size_inches(NARROW_IN, total)
+
+
+class Responsive:
+    """A figure drawn for the site: PNGs of a wide and a narrow (stacked) version, 1x and 2x.
+
+    Jupyter (and MyST-NB's ``glue``) shows the wide 1x PNG; the other versions travel inside it
+    (base64 in its ``course-figure`` text chunk) to the build, where book/_ext/figures.py writes
+    them out as files and serves them with ``<picture>`` and ``srcset``.
+    """
+
+    def __init__(self, versions: dict):
+        self.versions = versions
+
+    @property
+    def meta(self) -> dict:
+        return figure_meta(self.versions["wide@1x"])
+
+    def _repr_png_(self) -> bytes:
+        return self.versions["wide@1x"]
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        main = self.versions["wide@1x"]
+        others = {k: base64.b64encode(v).decode("ascii") for k, v in self.versions.items() if k != "wide@1x"}
+        data = with_figure_meta(main, {**figure_meta(main), "variants": others})
+        return {"image/png": base64.b64encode(data).decode("ascii"), "text/plain": "<course figure>"}
+
+
+def responsive(
+    fig: plt.Figure,
+    narrow: bool = True,
+    order: str | Sequence[tuple[int, int]] = "rows",
+    height: float | None = None,
+    narrow_height: float | None = None,
+) -> Responsive:
+    """The figure drawn for the site: ``WIDE_IN`` wide (``height`` inches tall, default: the
+    figure's own aspect ratio), and ``NARROW_IN`` wide with its panels stacked one per row.
+
+    ``order`` is the order of the panels from top to bottom on a phone: ``"rows"`` (reading
+    order), ``"columns"``, or the (row, column) of each panel's top-left cell. ``narrow=False``
+    keeps the wide layout and only narrows the figure (a single panel, or one that already
+    stacks). The figure is changed (resized and relaid out); close it afterwards.
+    """
+    W, H = fig.get_size_inches()
+    fig.set_size_inches(WIDE_IN, height or H * WIDE_IN / W)
+    versions = _version(fig, "wide", WIDE_IN)
+    versions.pop("meta")
+    if narrow:
+        _restack(fig, order, narrow_height)
+    else:
+        w, h = fig.get_size_inches()
+        fig.set_size_inches(NARROW_IN, narrow_height or h * NARROW_IN / w)
+    narrow_versions = _version(fig, "narrow", NARROW_IN)
+    narrow_meta = narrow_versions.pop("meta")
+    versions.update(narrow_versions)
+    # The main PNG says what the narrow one is drawn for too: the build writes <source> from it.
+    versions["wide@1x"] = with_figure_meta(
+        versions["wide@1x"], {**figure_meta(versions["wide@1x"]), "narrow": narrow_meta}
+    )
+    return Responsive(versions)
