@@ -1306,3 +1306,151 @@ def test_user_sandbox_works_or_says_why(tmp_path):
         assert "cannot run kernels as an unprivileged user" in str(err) and "user:" in str(err)
     else:
         assert level == "user" and users[0][1] != 0
+
+
+# --- the zygote: kernels forked from a pre-imported process (slow) -------------------------------
+
+#: What student A leaves behind, and what student B looks for: a module attribute and a
+#: monkeypatch of modules the zygote imported (numpy, string), a module of its own in sys.modules,
+#: a builtin, an environment variable, files in /tmp and in its home, numpy's global random state.
+#: Each prints what it did or found (the autograded notebook keeps the output).
+_LEAVE_MARKS = """
+import builtins, os, string, sys, types
+import numpy as np
+np.LEFT_BY_A = 1
+np.linalg.norm = lambda *args, **kwargs: -1.0
+string.capwords = lambda *args, **kwargs: "patched by A"
+sys.modules["left_by_a"] = types.ModuleType("left_by_a")
+builtins.LEFT_BY_A = 1
+os.environ["LEFT_BY_A"] = "1"
+for path in ("/tmp/left-by-a", os.path.expanduser("~/left-by-a")):
+    with open(path, "w") as fh:
+        fh.write("A")
+np.random.seed(12345)
+print("MARKS LEFT:", string.capwords("a") == "patched by A" and os.path.exists("/tmp/left-by-a"))
+"""
+
+_FIND_MARKS = """
+import builtins, os, string, sys
+import numpy as np
+print("FOUND:", [name for name, found in [
+    ("numpy attribute", hasattr(np, "LEFT_BY_A")),
+    ("numpy monkeypatch", np.linalg.norm(np.ones(4)) != 2.0),
+    ("string monkeypatch", string.capwords("a") != "A"),
+    ("sys.modules entry", "left_by_a" in sys.modules),
+    ("builtin", hasattr(builtins, "LEFT_BY_A")),
+    ("environment variable", "LEFT_BY_A" in os.environ),
+    ("file in /tmp", FILES_TOO and os.path.exists("/tmp/left-by-a")),
+    ("file in home", os.path.exists(os.path.expanduser("~/left-by-a"))),
+    ("numpy random state", np.random.get_state()[1][0] == np.random.RandomState(12345).get_state()[1][0]),
+] if found])
+"""
+
+
+def _isolation_class(folder: Path, files_too: bool) -> Path:
+    a = prepend("relu", _LEAVE_MARKS)
+    b = prepend("relu", f"FILES_TOO = {files_too}\n" + _FIND_MARKS)
+    for student, nb in (("a-leaves-marks", a), ("b-finds-none", b), ("c-finds-none", copy.deepcopy(b))):
+        (folder / student).mkdir(parents=True)
+        nbformat.write(nb, str(folder / student / NOTEBOOK))
+    return folder
+
+
+def _printed(run: Run, student: str, grade_id: str) -> str:
+    nb = read(run.out / "autograded" / student / ASSIGNMENT / NOTEBOOK)
+    return "".join(o.get("text", "") for o in cell(nb, grade_id).outputs if o.get("output_type") == "stream")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sandbox", ["auto", "none"])
+def test_zygote_kernels_share_nothing_between_students(tmp_path, sandbox):
+    """One worker grades A, then B and C, each kernel forked from the same zygote: nothing A's
+    code changed (module, monkeypatch, builtin, environment, files, random state) reaches them.
+    Without the chroot (``none``) /tmp is the machine's own, so only that check is left out."""
+    chroot = sandbox == "auto" and os.geteuid() == 0
+    subs = _isolation_class(tmp_path / "subs", files_too=chroot)
+    run = _run(subs, tmp_path / "out", "--jobs", "1", "--sandbox", sandbox)
+    (Path("/tmp") / "left-by-a").unlink(missing_ok=True)
+    students = run.info["students"]
+    for student in ("a-leaves-marks", "b-finds-none", "c-finds-none"):
+        assert students[student]["timing"]["zygote"] == 1, f"{student}'s kernel did not come from the zygote"
+        assert run.rows[student]["status"] == "graded", run.rows[student]
+        assert run.rows[student]["total"] == "16", f"{student}: {_says(run, student)}"
+    assert "MARKS LEFT: True" in _printed(run, "a-leaves-marks", "relu")
+    for student in ("b-finds-none", "c-finds-none"):
+        assert "FOUND: []" in _printed(run, student, "relu"), _printed(run, student, "relu")
+    assert run.info["sandbox"] == ("chroot" if chroot else "none")
+
+
+@pytest.mark.slow
+def test_a_dead_zygote_is_restarted_and_a_kernel_still_starts(tmp_path, monkeypatch):
+    """Kill the worker's zygote: the launcher that cannot reach it starts its kernel the usual
+    way (the student is still graded), the next student gets a new zygote, and the sandbox level
+    reported is the same either way."""
+    from jupyter_client import KernelManager
+
+    from course_lib.grading import worker
+    from course_lib.grading.kernel_env import build
+    from course_lib.grading.sandbox import CONFIG_ENV, SandboxConfig, ensure_sandbox_user
+
+    env = build(tmp_path / "kernel-env")
+    os.chmod(tmp_path, 0o711)
+    user = ensure_sandbox_user(0) if os.geteuid() == 0 else None
+    level = "chroot" if user else "none"
+    spec = tmp_path / "jupyter" / "kernels" / "course-sandbox"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps(kernelspec()))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+
+    def config(n: int) -> tuple[SandboxConfig, Path]:
+        scratch = tmp_path / f"{n:05d}" / "sandbox"
+        (scratch / "kernel" / "ipc").mkdir(parents=True)
+        os.chmod(scratch, 0o711)
+        os.chmod(scratch.parent, 0o711)
+        cfg = SandboxConfig(level=level, kernel_dir=str(scratch / "kernel"),
+                            report=str(scratch / "report.json"), uid=user[1] if user else None,
+                            gid=user[2] if user else None, site_dir=str(env.site),
+                            lib_dir=str(env.lib))  # fmt: skip
+        if user:
+            os.chown(scratch / "kernel" / "ipc", user[1], user[2])
+        return cfg, scratch
+
+    def run_kernel(cfg: SandboxConfig, scratch: Path) -> dict:
+        cfg.write(scratch / "config.json")
+        monkeypatch.setenv(CONFIG_ENV, str(scratch / "config.json"))
+        ipc = str(scratch / "kernel" / "ipc" / "k")
+        km = KernelManager(kernel_name="course-sandbox", transport="ipc", ip=ipc)
+        km.start_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            kc = km.client()
+            kc.start_channels()
+            kc.wait_for_ready(timeout=60)
+            reply = kc.execute_interactive("import numpy; print(numpy.arange(3).sum())", timeout=60)
+            assert reply["content"]["status"] == "ok"
+            kc.stop_channels()
+        finally:
+            km.shutdown_kernel(now=True)
+        return json.loads(Path(cfg.report).read_text())
+
+    first, scratch = config(1)
+    first.zygote = worker._zygote_for(first, tmp_path)
+    assert first.zygote, "the zygote did not start"
+    report = run_kernel(first, scratch)
+    assert report["zygote"].startswith("forked") and report["level"] == level and not report.get("error")
+    dead = worker._ZYGOTE.proc.pid
+    worker._ZYGOTE.proc.kill()
+    worker._ZYGOTE.proc.wait()
+
+    second, scratch = config(2)
+    second.zygote = first.zygote  # what the launcher was told before the zygote died
+    report = run_kernel(second, scratch)
+    assert report["zygote"].startswith("not used") and report.get("started") and not report.get("error")
+    assert report["level"] == level
+
+    third, scratch = config(3)
+    third.zygote = worker._zygote_for(third, tmp_path)
+    assert third.zygote and worker._ZYGOTE.proc.pid != dead, "the dead zygote was not replaced"
+    report = run_kernel(third, scratch)
+    assert report["zygote"].startswith("forked") and report["level"] == level
+    worker._ZYGOTE.stop()
+    worker._ZYGOTE = None

@@ -33,7 +33,7 @@ from typing import Any
 from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
-from nbgrader.preprocessors import Execute
+from nbgrader.preprocessors import CheckCellMetadata, Execute
 from traitlets import Float, Integer, Unicode
 
 from course_lib.grading import probe
@@ -128,6 +128,8 @@ class GuardedExecute(Execute):
         except DeadKernelError:
             self._stopped = "crashed"
             self._events["died"] = {"cell": index, "label": _label(cell, index)}
+            # no count: whether the kernel said it started the cell before dying is a race
+            cell.execution_count = None
             cell.outputs = list(cell.get("outputs", [])) + [
                 _error(KERNEL_DIED, "the kernel died while running this cell")
             ]
@@ -430,3 +432,26 @@ class JudgedExecute(GuardedExecute):
         if answer is None:
             raise ProbeFailed("the grader's probe got no answer from the kernel (was its output redirected?)")
         return probe.loads(answer)
+
+
+# --- nbgrader's metadata check, once per distinct notebook layout --------------------------------
+
+
+class CachedCheckCellMetadata(CheckCellMetadata):
+    """nbgrader's ``CheckCellMetadata`` (run twice per student: when sanitizing and after grading),
+    remembering the layouts that passed. What it validates, the nbgrader metadata and type of each
+    cell, is the release's for every repaired submission (``submissions.normalize``), so the
+    JSON-schema validation (a tenth of a worker's CPU per student) runs once per class; a
+    notebook with any other metadata is validated in full."""
+
+    _passed: set[str] = set()
+
+    def preprocess(self, nb: NotebookNode, resources: Any):
+        key = json.dumps(
+            [(c.get("cell_type"), c.get("metadata", {}).get("nbgrader")) for c in nb.cells], sort_keys=True
+        )
+        if key in self._passed:
+            return nb, resources
+        nb, resources = super().preprocess(nb, resources)
+        self._passed.add(key)
+        return nb, resources

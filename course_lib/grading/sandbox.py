@@ -114,6 +114,7 @@ class SandboxConfig:
     python: str = os.path.realpath(sys.executable)  # the interpreter that runs ipykernel (-S)
     network: bool = False  # chroot: keep the machine's network (default: a namespace of its own)
     env: dict[str, str] = field(default_factory=dict)  # extra environment of the kernel
+    zygote: str | None = None  # the worker's fork server (zygote.py): its socket; None: exec a kernel
 
     def write(self, path: Path | str) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=1))
@@ -188,6 +189,23 @@ def _check(ret: int, what: str) -> None:
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None):
     enc = lambda s: s.encode() if s is not None else None  # noqa: E731
     _check(_c().mount(enc(source), enc(target), enc(fstype), flags, enc(data)), f"mount {target}")
+
+
+def enter_mount_namespace(fd: int) -> None:
+    """Join the mount namespace open at ``fd`` (its root and working folder become the process's)."""
+    _c().setns.argtypes = [ctypes.c_int, ctypes.c_int]
+    _check(_c().setns(fd, _CLONE_NEWNS), "setns")
+
+
+def private_root(root: str, config: SandboxConfig) -> None:
+    """A mount namespace of this process's own, chrooted into the kernel's view of the file system
+    (``build_root``): what a zygote imports then has the paths a chroot kernel sees."""
+    _check(_c().unshare(_CLONE_NEWNS), "unshare")
+    _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
+    os.makedirs(root, exist_ok=True)
+    build_root(root, config)
+    os.chroot(root)
+    os.chdir("/")
 
 
 def _prctl(option: int, value: int) -> None:
@@ -437,8 +455,10 @@ class _Report:
     chroot, so that failures after the privilege drop or the chroot are reported too. The
     descriptor is close-on-exec: the kernel never holds it."""
 
-    def __init__(self, path: str, data: dict):
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    def __init__(self, path: str | None, data: dict, fd: int | None = None):
+        if fd is None:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        self.fd = fd
         self.data = data
         self.write()
 
@@ -457,45 +477,113 @@ def launch(config: SandboxConfig, connection_file: str, extra: list[str]) -> Non
     except SandboxError:
         pass
     report = _Report(config.report, {"level": config.level, "pid": os.getpid(), "uid": config.uid})
+    if config.zygote:
+        _via_zygote(config, connection_file, extra, report)  # returns only if the zygote is gone
     try:
         connection = _prepare_kernel_dir(config, connection_file)
     except OSError as err:
         report.write(error=f"preparing the kernel folder: {err}")
         os._exit(70)
     if config.level != "chroot":
-        try:
-            _limits(config)
-            _drop_privileges(config)
-            if config.uid is not None:
-                _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # setuid cleared it
-            os.chdir(os.path.join(config.kernel_dir, "work"))
-            report.write(started=True)
-            _exec_kernel(config, config.kernel_dir, connection, extra)
-        except (OSError, SandboxError) as err:
-            report.write(error=f"{type(err).__name__}: {err}")
-            os._exit(70)
+        _plain(config, connection, extra, report, _exec_kernel)
     # chroot: new namespaces; the forked child is PID 1 of the new PID namespace.
-    flags = _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWIPC | _CLONE_NEWUTS
-    network = "shared (--sandbox-network)" if config.network else "none (own namespace)"
-    if not config.network and _c().unshare(flags | _CLONE_NEWNET) == 0:
-        pass
-    else:
-        if not config.network:
-            network = f"shared (no network namespace here: {os.strerror(ctypes.get_errno())})"
-        try:
-            _check(_c().unshare(flags), "unshare")
-        except SandboxError as err:
-            report.write(error=str(err))
-            os._exit(70)
-    report.write(network=network)
+    try:
+        _unshare(config, report)
+    except SandboxError as err:
+        report.write(error=str(err))
+        os._exit(70)
     alive_r, alive_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(alive_w)
-        _inner(config, connection, extra, report, alive_r)
+        _inner(config, connection, extra, report, alive_r, _exec_kernel)
         os._exit(70)  # not reached
     os.close(alive_r)
     _supervise(pid)
+
+
+def _unshare(config: SandboxConfig, report: _Report) -> None:
+    """New mount, PID, IPC, UTS (and, unless ``network``, network) namespaces for the children."""
+    flags = _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWIPC | _CLONE_NEWUTS
+    network = "shared (--sandbox-network)" if config.network else "none (own namespace)"
+    if config.network or _c().unshare(flags | _CLONE_NEWNET) != 0:
+        if not config.network:
+            network = f"shared (no network namespace here: {os.strerror(ctypes.get_errno())})"
+        _check(_c().unshare(flags), "unshare")
+    report.write(network=network)
+
+
+def _plain(config: SandboxConfig, connection: str, extra: list[str], report: _Report, start) -> None:
+    """The ``user`` and ``none`` levels: limits, the privilege drop, then ``start`` the kernel."""
+    try:
+        _limits(config)
+        _drop_privileges(config)
+        if config.uid is not None:
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # setuid cleared it
+        os.chdir(os.path.join(config.kernel_dir, "work"))
+        report.write(started=True)
+        start(config, config.kernel_dir, connection, extra)
+    except (OSError, SandboxError) as err:
+        report.write(error=f"{type(err).__name__}: {err}")
+    os._exit(70)
+
+
+def fork_kernel(config: SandboxConfig, connection_file: str, extra: list[str], report: _Report,
+                start, close_in_child=()) -> int:  # fmt: skip
+    """What ``launch`` does, for a fork server (``zygote.py``): the same folder, namespaces, chroot,
+    limits and user, but the forked child calls ``start(config, home, connection, extra)`` (an
+    IPython kernel in that process) instead of exec'ing one. Returns the child's pid; the caller
+    supervises it. Raises OSError or SandboxError when a step before the fork fails."""
+    os.umask(0o022)
+    connection = _prepare_kernel_dir(config, connection_file)
+    if config.level == "chroot":
+        _unshare(config, report)
+    alive_r, alive_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(alive_w)
+            for thing in close_in_child:
+                thing.close()
+            if config.level == "chroot":
+                _inner(config, connection, extra, report, alive_r, start)
+            os.close(alive_r)
+            _plain(config, connection, extra, report, start)
+        except BaseException as err:  # noqa: BLE001 - never back into the fork server's loop
+            report.write(error=f"{type(err).__name__}: {err}")
+        os._exit(70)
+    os.close(alive_r)
+    return pid
+
+
+def _via_zygote(config: SandboxConfig, connection_file: str, extra: list[str], report: _Report) -> None:
+    """Ask the worker's zygote for the kernel: it forks one, sandboxed as ``launch`` would, with this
+    launcher's standard streams and report. This process then stands for the kernel: an interrupt
+    (SIGINT) is passed on, its exit is the kernel's, and the kernel dies when it dies. Returns only
+    when the zygote is not there or refused before starting anything (then ``launch`` goes on)."""
+    import socket
+
+    try:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(config.zygote)
+        request = {"config": os.environ.get(CONFIG_ENV, ""), "connection": connection_file,
+                   "extra": extra, "report": report.data}  # fmt: skip
+        socket.send_fds(conn, [json.dumps(request).encode()], [0, 1, 2, report.fd])
+        reader = conn.makefile("rb")
+        first = reader.readline()
+    except OSError as err:
+        report.write(zygote=f"not used: {err}")
+        return
+    if not first.startswith(b"S"):
+        report.write(zygote="not used: it closed the connection")
+        return
+    signal.signal(signal.SIGINT, lambda *_: conn.send(b"I"))
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _frame: os._exit(128 + signum))
+    for line in reader:
+        if line.startswith(b"X"):
+            os._exit(int(line[1:]))
+    os._exit(70)  # the supervisor vanished: so did the kernel
 
 
 def _supervise(child: int) -> None:
@@ -522,7 +610,8 @@ def _supervise(child: int) -> None:
     os._exit(os.WEXITSTATUS(status))
 
 
-def _inner(config: SandboxConfig, connection: str, extra: list[str], report: _Report, alive: int) -> None:
+def _inner(config: SandboxConfig, connection: str, extra: list[str], report: _Report, alive: int,
+           start=None) -> None:  # fmt: skip
     try:
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
@@ -542,7 +631,7 @@ def _inner(config: SandboxConfig, connection: str, extra: list[str], report: _Re
             pass
         os.close(alive)
         report.write(started=True)
-        _exec_kernel(config, KERNEL_HOME, KERNEL_HOME + "/connection.json", extra)
+        (start or _exec_kernel)(config, KERNEL_HOME, KERNEL_HOME + "/connection.json", extra)
     except BaseException as err:  # noqa: BLE001 - anything: report it, never run unsandboxed
         try:
             report.write(error=f"{type(err).__name__}: {err}")

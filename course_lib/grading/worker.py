@@ -30,6 +30,7 @@ kernel's whole PID namespace) and starts a fresh worker.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import re
@@ -59,7 +60,15 @@ _AUTOGRADE_PREPROCESSORS = [
     "nbgrader.preprocessors.LimitOutput",
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
-    "nbgrader.preprocessors.CheckCellMetadata",
+    "course_lib.grading.execute.CachedCheckCellMetadata",
+]
+#: nbgrader's own sanitizing stage, with the same cached metadata check.
+_SANITIZE_PREPROCESSORS = [
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "nbgrader.preprocessors.OverwriteCells",
+    "course_lib.grading.execute.CachedCheckCellMetadata",
 ]
 
 
@@ -78,6 +87,7 @@ def _config(task: dict[str, Any], ws: Path, events: Path, ipc: Path):
     c.CourseDirectory.autograded_directory = "autograded"
     c.CourseDirectory.feedback_directory = "feedback"
     c.Autograde.autograde_preprocessors = _AUTOGRADE_PREPROCESSORS
+    c.Autograde.sanitize_preprocessors = _SANITIZE_PREPROCESSORS
     for section in ("ExecutePreprocessor", "Execute", "GuardedExecute", "JudgedExecute"):
         c[section]["timeout"] = int(task["timeout"])
     c.JudgedExecute.kernel_name = KERNEL_NAME
@@ -170,7 +180,7 @@ def _share_font_cache(kernel_dir: Path, sandbox: SandboxConfig) -> None:
 
 def grade_task(task: dict[str, Any]) -> dict[str, Any]:
     """Grade one student (see the module docstring); return the result as plain data."""
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     student, assignment = task["student"], task["assignment"]
     base, ws, scratch = Path(task["base"]), Path(task["workspace"]), Path(task["scratch"])
     out = {k: Path(v) for k, v in task["out"].items()}
@@ -214,7 +224,7 @@ def grade_task(task: dict[str, Any]) -> dict[str, Any]:
     out["submitted"].mkdir(parents=True, exist_ok=True)
     for name, nb in normalized.items():
         nbformat.write(nb, str(submitted / f"{name}.ipynb"))
-        nbformat.write(nb, str(out["submitted"] / f"{name}.ipynb"))
+        shutil.copyfile(submitted / f"{name}.ipynb", out["submitted"] / f"{name}.ipynb")
 
     # 3. autograde, the kernel in the sandbox
     if scratch.exists():
@@ -230,6 +240,8 @@ def grade_task(task: dict[str, Any]) -> dict[str, Any]:
     ipc.mkdir(mode=0o700)
     if sandbox.uid is not None:
         os.chown(ipc, sandbox.uid, sandbox.gid if sandbox.gid is not None else sandbox.uid)
+    wanted = os.environ.get("COURSE_ZYGOTE", "1") != "0"  # 0: exec a fresh kernel (to compare)
+    sandbox.zygote = _zygote_for(sandbox, Path(task["scratch"]).parents[1], wanted)
     sandbox.write(scratch / "sandbox-config.json")
     _share_font_cache(scratch / "kernel", sandbox)
     os.environ[CONFIG_ENV] = str(scratch / "sandbox-config.json")
@@ -256,6 +268,8 @@ def grade_task(task: dict[str, Any]) -> dict[str, Any]:
     except (OSError, ValueError):
         report = {}
     result["sandbox"] = report.get("level")
+    # 1 when the kernel was forked from the worker's zygote, 0 when the launcher exec'd one
+    result["timing"]["zygote"] = int(str(report.get("zygote", "")).startswith("forked"))
     scores = _scores(ws, assignment, sorted(normalized))
     autograded = {name: ws / "autograded" / INTERNAL_ID / assignment / f"{name}.ipynb" for name in normalized}
     if not auto["success"] or scores is None or not all(p.exists() for p in autograded.values()):
@@ -321,8 +335,34 @@ def grade_task(task: dict[str, Any]) -> dict[str, Any]:
     result["timing"]["feedback"] = round(time.perf_counter() - t_fb, 3)
     result["timing"]["notebook"] = events.get("seconds")
     result["timing"].update(events.get("phases", {}))
+    result["timing"]["worker_cpu"] = round(time.process_time() - cpu_start, 3)  # this process only
     result["seconds"] = round(time.perf_counter() - start, 3)
     return result
+
+
+_ZYGOTE = None
+
+
+def _zygote_for(sandbox: SandboxConfig, class_scratch: Path, wanted: bool = True) -> str | None:
+    """The socket of this worker's zygote (``zygote.py``) for the kernel environment of
+    ``sandbox``: started on the first student, restarted when it has died or the environment
+    changed; None (the launcher then exec's a kernel) when it cannot start."""
+    global _ZYGOTE
+    from course_lib.grading.zygote import Zygote, key
+
+    if _ZYGOTE is not None and (_ZYGOTE.key != key(sandbox) or not _ZYGOTE.alive()):
+        _ZYGOTE.stop()
+        _ZYGOTE = None
+    if not wanted or not sandbox.site_dir:
+        return None
+    if _ZYGOTE is None:
+        if sandbox.uid is not None:
+            private_mounts()  # before the fork: the zygote must see each student's quota mount
+        zygote = Zygote(class_scratch / f"zygote-{os.getpid()}", sandbox)
+        if not zygote.start():
+            return None
+        _ZYGOTE = zygote
+    return _ZYGOTE.socket
 
 
 _EXPORTER = None
@@ -427,6 +467,13 @@ def feedback_exporter():
     return _EXPORTER
 
 
+@functools.lru_cache(maxsize=4096)
+def _mathml(markdown: str) -> str:
+    """``sanitize.math_to_mathml``, once per distinct markdown cell (the instructions are the same
+    for every student)."""
+    return sanitize.math_to_mathml(markdown)
+
+
 def _feedback(task, graded_nbs, submitted_nbs, ws: Path, base: Path, out) -> list[str]:
     """The graded notebook handed back (hidden tests removed by ``redact``) and its feedback HTML
     (nbgrader's feedback template and scores, rendered from that redacted notebook); neither is
@@ -450,10 +497,13 @@ def _feedback(task, graded_nbs, submitted_nbs, ws: Path, base: Path, out) -> lis
                 "db_url": f"sqlite:///{ws / 'gradebook.db'}",
             },
         }
-        shown = copy.deepcopy(returned)  # the HTML's math is MathML: it needs no script, no network
-        for cell in shown.cells:
-            if cell.cell_type == "markdown":
-                cell.source = sanitize.math_to_mathml(cell.source)
+        # The HTML's math is MathML: it needs no script, no network. A shallow copy is enough: the
+        # exporter deep-copies the notebook it renders, and only markdown sources change here.
+        shown = copy.copy(returned)
+        shown.cells = [
+            nbformat.NotebookNode(dict(c, source=_mathml(c.source))) if c.cell_type == "markdown" else c
+            for c in returned.cells
+        ]
         try:
             html, _ = feedback_exporter().from_notebook_node(shown, resources=resources)
             html = sanitize.feedback_html(html)  # no script, handler or javascript: of the student's
